@@ -1,0 +1,191 @@
+# tseal - build, test, demo, benchmarks.
+#
+#   make demo        install missing Debian packages, build, run the main job on a sample model
+#   make test        install missing Debian packages, build, run every test
+#   make bench       codec benchmarks (synthetic + real model) with zstd baselines
+#   make asan        build with ASan+UBSan into build-asan/    make asan-test  ... and run the tests
+#   make fuzz        libFuzzer targets, FUZZ_SECONDS each       make gpu-test   GPU tests (skip w/o GPU)
+#   make CUDA=0 ...  build without CUDA (the kernels/ stub)     make format     clang-format the tree
+
+BUILD   ?= build
+CC      ?= cc
+OPT     ?= -O2
+SAN     ?= 0
+NVCC    ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+CUDA    ?= $(if $(NVCC),1,0)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_ARCH ?= sm_90
+# Extra prefix holding headers/libs unpacked from Debian packages (the GPU machine; see bench/gpu_check.sh).
+DEPS_PREFIX ?=
+FUZZ_SECONDS ?= 30
+THREADS ?= 0
+V       ?= 0
+Q       := $(if $(filter 1,$(V)),,@)
+
+DEB_PKGS := libsodium-dev libssl-dev libcjson-dev libcriterion-dev libzstd-dev pkg-config curl ca-certificates unzip
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wvla -Wpointer-arith
+HARDEN  := -fstack-protector-strong -fstack-clash-protection -fcf-protection -fPIC \
+           -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2
+INC     := -Iinclude -Icommon -Icodec -Ikernels -Ibench
+ifneq ($(DEPS_PREFIX),)
+INC     += -I$(DEPS_PREFIX)/usr/include -I$(DEPS_PREFIX)/usr/include/x86_64-linux-gnu
+DEPLIB  := -L$(DEPS_PREFIX)/usr/lib/x86_64-linux-gnu -Wl,-rpath,$(DEPS_PREFIX)/usr/lib/x86_64-linux-gnu \
+           -Wl,-rpath-link,$(DEPS_PREFIX)/usr/lib/x86_64-linux-gnu
+endif
+CFLAGS   = -std=gnu11 $(OPT) -g -pthread $(WARN) $(HARDEN) $(INC) -DTSEAL_CUDA=$(CUDA) $(EXTRA_CFLAGS)
+LDFLAGS := -pthread -Wl,-z,relro,-z,now -Wl,-z,noexecstack $(DEPLIB) $(EXTRA_LDFLAGS)
+LIBS    := -lsodium -lcrypto -lcjson -lzstd -lm
+
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+ifeq ($(CUDA),1)
+CUDA_LIBDIR := $(CUDA_HOME)/lib64
+LIBS    += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcudart
+NVFLAGS := -arch=$(CUDA_ARCH) -O3 -lineinfo -std=c++17 $(INC) -DTSEAL_CUDA=1 \
+           -Xcompiler -fPIC,-Wall,-Wextra,-Werror,-fstack-protector-strong
+endif
+
+# Library sources, split by dependency (common <- codec <- packager/crypto <- loader/policy).
+LIB_C   := $(wildcard common/*.c codec/*.c crypto/*.c packager/*.c loader/*.c policy/*.c bench/*.c)
+KER_C   := $(filter-out kernels/gpu_nocuda.c,$(wildcard kernels/*.c))
+ifeq ($(CUDA),1)
+KER_CU  := $(wildcard kernels/*.cu)
+else
+KER_C   += kernels/gpu_nocuda.c
+KER_CU  :=
+endif
+LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_C) $(KER_C)) $(patsubst %.cu,$(BUILD)/%.cu.o,$(KER_CU))
+CLI_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
+TEST_C  := $(wildcard tests/*.c)
+TEST_OBJ:= $(patsubst %.c,$(BUILD)/%.o,$(TEST_C))
+GPUT_OBJ:= $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/gpu/*.c))
+FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+
+.PHONY: all deps demo test test-run unit cli-test fuzz-replay nocuda-check bench asan asan-test \
+        fuzz gpu-test format format-check clean weights
+
+all: $(BUILD)/tseal $(BUILD)/libtseal.a $(BUILD)/libtseal.so
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null \
+	  || { echo "error: could not install:$$missing" >&2; exit 1; }; fi
+
+# The codec's hot loops need -O3 (vectorised plane join, unrolled bit writer).
+$(BUILD)/codec/%.o: OPT = -O3
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  NVCC    $<")
+	$(Q)$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libtseal.a: $(LIB_OBJ)
+	@rm -f $@
+	$(Q)ar rcs $@ $^
+
+$(BUILD)/libtseal.so: $(LIB_OBJ)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tseal: $(CLI_OBJ) $(BUILD)/libtseal.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -pie $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libtseal.a $(LIBS)
+
+$(BUILD)/tests/unit: $(TEST_OBJ) $(BUILD)/libtseal.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -pie $(LDFLAGS) -o $@ $(TEST_OBJ) $(BUILD)/libtseal.a $(LIBS) -lcriterion
+
+$(BUILD)/tests/gpu: $(GPUT_OBJ) $(BUILD)/libtseal.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -pie $(LDFLAGS) -o $@ $(GPUT_OBJ) $(BUILD)/libtseal.a $(LIBS) -lcriterion
+
+# Fuzz targets replayed over their corpus and past crashers (no libFuzzer needed).
+$(BUILD)/fuzz/replay-%: fuzz/fuzz_%.c fuzz/replay.c $(BUILD)/libtseal.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) -pie $(LDFLAGS) -o $@ fuzz/fuzz_$*.c fuzz/replay.c $(BUILD)/libtseal.a $(LIBS)
+
+# ---- the two commands ------------------------------------------------------------------
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@bench/demo.sh $(BUILD)
+
+test: deps
+	@$(MAKE) --no-print-directory test-run
+
+test-run: all $(BUILD)/tests/unit $(addprefix $(BUILD)/fuzz/replay-,$(FUZZ_TARGETS))
+	@bench/fetch-weights.sh $(BUILD) || echo "warning: real model unavailable; its tests will skip"
+	@$(MAKE) --no-print-directory unit fuzz-replay cli-test
+	@if [ "$(BUILD)" = build ]; then $(MAKE) --no-print-directory nocuda-check; fi
+	@echo "all tests passed ($(BUILD))"
+
+unit: $(BUILD)/tests/unit
+	TSEAL_BIN=$(BUILD)/tseal $(BUILD)/tests/unit --jobs=$$(nproc) --short-filename
+
+fuzz-replay: $(addprefix $(BUILD)/fuzz/replay-,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
+	  $(BUILD)/fuzz/replay-$$t fuzz/corpus/$$t fuzz/crashers/$$t || exit 1; done
+
+cli-test: $(BUILD)/tseal
+	@tests/cli.sh $(BUILD)/tseal
+
+# The library and CLI must also build without CUDA (the kernels/ stub).
+nocuda-check:
+	@$(MAKE) --no-print-directory BUILD=build-nocuda CUDA=0 all >/dev/null
+	@build-nocuda/tseal --help >/dev/null && echo "no-CUDA build: ok"
+
+weights: all
+	@bench/fetch-weights.sh $(BUILD)
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bench/fetch-weights.sh $(BUILD) || echo "warning: real model unavailable"
+	@bench/run-bench.sh $(BUILD)
+
+# ---- sanitizers, fuzzing, GPU ------------------------------------------------------------
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 CUDA=0 OPT=-O1 all build-asan/tests/unit
+
+asan-test: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 CUDA=0 OPT=-O1 test-run
+
+FUZZ_CC ?= clang
+fuzz: deps
+	@mkdir -p build-fuzz fuzz/artifacts
+	@for t in $(FUZZ_TARGETS); do \
+	  $(FUZZ_CC) -std=gnu11 -g -O1 -Iinclude -Icommon -Ikernels -DTSEAL_CUDA=0 \
+	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	    fuzz/fuzz_$$t.c $(LIB_C) $(filter-out kernels/gpu_nocuda.c,$(wildcard kernels/*.c)) kernels/gpu_nocuda.c \
+	    -o build-fuzz/$$t -lsodium -lcrypto -lcjson -lzstd -lm -pthread || exit 1; \
+	  mkdir -p fuzz/corpus/$$t build-fuzz/corpus-$$t; \
+	  echo "fuzzing $$t for $(FUZZ_SECONDS)s"; \
+	  build-fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/artifacts/$$t- \
+	    build-fuzz/corpus-$$t fuzz/corpus/$$t >build-fuzz/$$t.log 2>&1 \
+	    || { tail -30 build-fuzz/$$t.log; exit 1; }; tail -1 build-fuzz/$$t.log; done
+
+gpu-test: all $(BUILD)/tests/gpu
+	$(BUILD)/tests/gpu --jobs=1 --short-filename
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h' '*.cu' '*.cuh')
+
+format-check:
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h' '*.cu' '*.cuh')
+
+clean:
+	rm -rf build build-asan build-nocuda build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,36 @@
+/*
+ * bench.h - benchmarks behind `tseal bench` and `make bench` (compiled into libtseal so the
+ * CLI stays argument parsing only).
+ */
+#ifndef TSEAL_BENCH_H
+#define TSEAL_BENCH_H
+
+#include <stdio.h>
+
+#include "tseal.h"
+
+typedef struct {
+    tseal_codec_params params;
+    unsigned threads;      /* decoder threads for the all-cores figure; 0 = all online CPUs */
+    int json;              /* one JSON object on `out` instead of tables */
+    const char *json_path; /* also write the JSON object to this file (tables stay on `out`) */
+    int zstd3, zstd19;     /* run the zstd baselines (level 3, level 19) */
+    int per_tensor;        /* list every tensor */
+    unsigned repeat;       /* timed repetitions of each decode (best is kept), >= 1 */
+    const char *normal; /* extra in-memory model: "ROWSxCOLS" or "ROWSxCOLS:SIGMA" of N(0,sigma) */
+    int quiet;          /* no progress on stderr */
+} tseal_bench_codec_opts;
+
+void tseal_bench_codec_opts_default(tseal_bench_codec_opts *o);
+
+/*
+ * Encode and decode (reference, fast on 1 thread, fast on all threads) every tensor of each
+ * model, check bit-exactness, and print per model and in total: exponent entropy (the Shannon
+ * bound), achieved bits per weight with everything stored, the ratio to BF16, GB/s, the cost
+ * of the code-length limit, and zstd -3/-19 on the same bytes.
+ * Returns 0, or a negative TSEAL_E_* (TSEAL_E_VERIFY if any round trip was not exact).
+ */
+int tseal_bench_codec(const char *const *paths, int npaths, const tseal_bench_codec_opts *o,
+                      FILE *out);
+
+#endif

@@ -1,0 +1,322 @@
+/*
+ * tseal.h - public API of tseal, a secure, lossless model-artifact packaging system.
+ *
+ * Conventions (the whole library follows them):
+ *   - Functions return 0 on success or a negative TSEAL_E_* code.
+ *   - On failure, tseal_errmsg() returns a thread-local message that names what was wrong
+ *     and where (file, tensor, offset), e.g.
+ *       "model.safetensors: tensor 'lm_head.weight': data_offsets [10, 8]: begin > end".
+ *   - Sizes and limits are macros (TSEAL_*); objects are opaque and freed by *_close/_free.
+ *   - Hot paths take caller-provided buffers and do not allocate.
+ */
+#ifndef TSEAL_H
+#define TSEAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tseal_layout.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TSEAL_VERSION_STRING "0.1.0"
+
+/* ------------------------------------------------------------------------------------------ */
+/* Errors                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+enum {
+    TSEAL_OK = 0,
+    TSEAL_E_INVAL = -1,       /* bad argument or usage */
+    TSEAL_E_NOMEM = -2,       /* out of memory */
+    TSEAL_E_IO = -3,          /* read/write/open failed */
+    TSEAL_E_CORRUPT = -4,     /* malformed or hostile input */
+    TSEAL_E_UNSUPPORTED = -5, /* valid but not supported (dtype, version, ...) */
+    TSEAL_E_LIMIT = -6,       /* input exceeds a safety limit */
+    TSEAL_E_VERIFY = -7,      /* signature or digest mismatch */
+    TSEAL_E_CRYPTO = -8,      /* cryptographic library failure */
+    TSEAL_E_NO_GPU = -9,      /* no CUDA device, or built without CUDA */
+    TSEAL_E_CUDA = -10,       /* CUDA runtime error */
+    TSEAL_E_DENIED = -11,     /* deployment policy denies */
+    TSEAL_E_NOTFOUND = -12,   /* named item does not exist */
+    TSEAL_E_INTERNAL = -13,   /* broken invariant (a bug) */
+};
+
+/* Static description of a code ("corrupt input"). */
+const char *tseal_strerror(int code);
+/* Thread-local message of the last failure in this thread (never NULL). */
+const char *tseal_errmsg(void);
+/* Record a failure: formats the message, returns `code` (for `return tseal_err(...)`). */
+int tseal_err(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prepend context to the current message ("file.safetensors: " + old message). */
+void tseal_err_context(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void tseal_err_clear(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Data types                                                                                 */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef enum {
+    TSEAL_DT_BOOL,
+    TSEAL_DT_U8,
+    TSEAL_DT_I8,
+    TSEAL_DT_F8_E5M2,
+    TSEAL_DT_F8_E4M3,
+    TSEAL_DT_I16,
+    TSEAL_DT_U16,
+    TSEAL_DT_F16,
+    TSEAL_DT_BF16,
+    TSEAL_DT_I32,
+    TSEAL_DT_U32,
+    TSEAL_DT_F32,
+    TSEAL_DT_F64,
+    TSEAL_DT_I64,
+    TSEAL_DT_U64,
+    TSEAL_DT_COUNT
+} tseal_dtype;
+
+/* Bytes per element; 0 for an invalid value. */
+size_t tseal_dtype_size(tseal_dtype dt);
+/* safetensors spelling ("BF16"); NULL for an invalid value. */
+const char *tseal_dtype_name(tseal_dtype dt);
+/* Parse a safetensors dtype string; TSEAL_E_UNSUPPORTED for unknown names. */
+int tseal_dtype_parse(const char *s, tseal_dtype *out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* safetensors: strict reader and streaming writer                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Limits applied by the reader (bad input beyond them is rejected, never allocated). */
+#define TSEAL_ST_MAX_HEADER   100000000ull /* header JSON bytes, as the reference implementation */
+#define TSEAL_MAX_RANK        8            /* dimensions per tensor */
+#define TSEAL_ST_MAX_DIM      (1ull << 53) /* largest exactly-representable JSON integer */
+#define TSEAL_ST_MAX_NAME     4096         /* bytes in a tensor name or metadata key/value */
+#define TSEAL_ST_MAX_TENSORS  1000000      /* tensors in one file */
+#define TSEAL_MODEL_MAX_FILES 4096         /* shards in one model */
+
+typedef struct {
+    const char *name; /* NUL-terminated, valid UTF-8 */
+    tseal_dtype dtype;
+    uint32_t rank;
+    uint64_t shape[TSEAL_MAX_RANK];
+    uint64_t n_elems;    /* product of shape (1 for rank 0) */
+    uint64_t begin, end; /* byte offsets relative to the data buffer */
+} tseal_st_tensor;
+
+typedef struct tseal_st tseal_st;
+
+/* Open and fully validate a safetensors file. Data is read on demand (pread), never copied whole.
+ */
+int tseal_st_open(const char *path, tseal_st **out);
+/* Same checks over an in-memory file image (tests, fuzzing). `buf` must outlive the handle. */
+int tseal_st_open_mem(const void *buf, size_t len, const char *label, tseal_st **out);
+void tseal_st_close(tseal_st *st);
+
+const char *tseal_st_path(const tseal_st *st);
+uint64_t tseal_st_file_size(const tseal_st *st);
+/* Offset of the data buffer in the file (8 + header length). */
+uint64_t tseal_st_data_offset(const tseal_st *st);
+/* Raw header bytes exactly as in the file (JSON plus padding), for byte-identical rebuilds. */
+const uint8_t *tseal_st_header_bytes(const tseal_st *st, size_t *len);
+/* Tensors in data order (ascending offsets). */
+size_t tseal_st_count(const tseal_st *st);
+const tseal_st_tensor *tseal_st_get(const tseal_st *st, size_t i);
+int tseal_st_find(const tseal_st *st, const char *name, size_t *index);
+/* __metadata__ entries (string to string), in file order. */
+size_t tseal_st_meta_count(const tseal_st *st);
+int tseal_st_meta_get(const tseal_st *st, size_t i, const char **key, const char **value);
+/* Read `len` bytes at `offset` inside tensor i's byte span. */
+int tseal_st_read(const tseal_st *st, size_t i, uint64_t offset, void *buf, size_t len);
+
+typedef struct tseal_st_writer tseal_st_writer;
+
+/* Start writing `path` (through a temporary file, renamed by commit). */
+int tseal_st_writer_open(const char *path, tseal_st_writer **out);
+/* Declare tensors in data order, and metadata, before any data. */
+int tseal_st_writer_add(tseal_st_writer *w, const char *name, tseal_dtype dt, uint32_t rank,
+                        const uint64_t *shape);
+int tseal_st_writer_meta(tseal_st_writer *w, const char *key, const char *value);
+/* Stream tensor bytes, in declaration order (any chunking). The header is written first. */
+int tseal_st_writer_write(tseal_st_writer *w, const void *buf, size_t len);
+/* Check every declared byte was written, fsync, rename into place. Frees `w` in all cases. */
+int tseal_st_writer_commit(tseal_st_writer *w);
+/* Drop the temporary file. Frees `w`. */
+void tseal_st_writer_abort(tseal_st_writer *w);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Models: a safetensors file, a sharded checkpoint (model.safetensors.index.json) or a folder */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct tseal_model tseal_model;
+
+/*
+ * `path` is a .safetensors file, an index .json, or a directory. A directory with a
+ * model.safetensors.index.json (or any single *.safetensors.index.json) is read as that sharded
+ * checkpoint; otherwise every top-level *.safetensors file in it, in name order.
+ * Tensor names must be unique across the model; a sharded index must list exactly the
+ * tensors found in its shards, each in the shard it names.
+ */
+int tseal_model_open(const char *path, tseal_model **out);
+void tseal_model_close(tseal_model *m);
+size_t tseal_model_file_count(const tseal_model *m);
+const tseal_st *tseal_model_file(const tseal_model *m, size_t i);
+/* Index file path, or NULL when the model is not a sharded checkpoint. */
+const char *tseal_model_index_path(const tseal_model *m);
+/* All tensors, file by file in data order. */
+size_t tseal_model_tensor_count(const tseal_model *m);
+const tseal_st_tensor *tseal_model_tensor(const tseal_model *m, size_t i, size_t *file_index);
+int tseal_model_read(const tseal_model *m, size_t i, uint64_t offset, void *buf, size_t len);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Exponent codec (stream layout: tseal_layout.h and docs/FORMAT.md)                          */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct {
+    uint8_t max_code_bits; /* Huffman length limit L, TSEAL_HUFF_MIN_LIMIT..TSEAL_HUFF_MAX_BITS */
+    uint8_t seg_log2;      /* log2 of weights per segment, TSEAL_SEG_LOG2_MIN..MAX */
+} tseal_codec_params;
+
+void tseal_codec_params_default(tseal_codec_params *p);
+
+/* What one encode produced (for benchmarks and reports). */
+typedef struct {
+    uint8_t mode; /* TSEAL_CT_MODE_* chosen */
+    uint64_t n_elems;
+    uint32_t n_symbols;       /* distinct exponent values */
+    double exp_entropy_bits;  /* Shannon entropy of the exponents, bits per weight */
+    uint64_t exp_stream_bits; /* Huffman-coded exponent bits (no padding) */
+    uint64_t index_bytes;     /* group bases + segment lengths */
+    uint64_t total_bytes;     /* whole coded blob: header, tables, index, streams, padding */
+} tseal_codec_stats;
+
+/* A heap buffer owned by the caller after a successful call; free with tseal_buf_free. */
+typedef struct {
+    uint8_t *data;
+    size_t size;
+} tseal_buf;
+void tseal_buf_free(tseal_buf *b);
+
+/*
+ * Encode a BF16 tensor seen as `rows` x `cols` (row-major; cols = last dimension) into a
+ * self-describing coded blob. Picks RAW, CONST or HUFF, whichever is smallest.
+ * `stats` may be NULL.
+ */
+int tseal_codec_encode(const uint16_t *bf16, uint64_t rows, uint64_t cols,
+                       const tseal_codec_params *params, tseal_buf *out, tseal_codec_stats *stats);
+
+/* Parse and validate a coded blob (every field, table, index entry and padding byte). */
+int tseal_codec_view(const void *blob, size_t len, tseal_ct_view *view);
+
+/*
+ * Reference decoder: bit-by-bit canonical Huffman, obviously correct; the oracle of the tests.
+ * `out` receives n_elems * elem_size bytes (BF16 values for CONST and HUFF). Rejects any
+ * segment that does not end exactly where its length says.
+ */
+int tseal_codec_decode_ref(const tseal_ct_view *view, void *out);
+
+/*
+ * Fast decoder: multi-symbol table lookups, 4 interleaved segments per thread, `nthreads`
+ * threads over segment ranges (0 = all online CPUs). Same output and errors as the reference.
+ */
+int tseal_codec_decode_fast(const tseal_ct_view *view, void *out, unsigned nthreads);
+
+/* Shannon entropy (bits per weight) of the exponent field of n BF16 values. */
+double tseal_codec_exponent_entropy(const uint16_t *bf16, uint64_t n);
+
+/*
+ * Expected exponent bits per weight of a length-limited Huffman code over `hist` when the
+ * limit is `limit` bits (1..TSEAL_HUFF_MAX_MEASURE_BITS); for measuring what a limit costs.
+ * Returns a negative value if no code exists under that limit.
+ */
+#define TSEAL_HUFF_MAX_MEASURE_BITS 24
+double tseal_codec_limited_bits(const uint64_t hist[256], unsigned limit);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Model tools: dtype conversion and the synthetic sample model                               */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * Write a copy of safetensors file `in_path` at `out_path` whose F32 and F16 tensors are
+ * converted to BF16 (round to nearest even; NaN stays NaN); other dtypes and __metadata__ are
+ * copied unchanged. Streams tensor by tensor; output is written atomically (temp + rename).
+ */
+int tseal_convert_to_bf16(const char *in_path, const char *out_path);
+
+/* Synthetic Llama-architecture model presets: "tiny" (~2M params, tests and demo),
+ * "small" (~60M, benchmarks), "1b" (~1.2B, end-to-end and memory benchmarks). */
+typedef struct {
+    const char *preset; /* NULL = "tiny" */
+    uint64_t seed;      /* same seed, same bytes */
+    unsigned shards;    /* 0 or 1: model.safetensors; N > 1: sharded with an index */
+} tseal_synth_opts;
+
+/*
+ * Create directory `dir` (must not exist or be empty) holding a deterministic BF16 model:
+ * config.json (LlamaForCausalLM), model.safetensors (or shards + model.safetensors.index.json),
+ * generation_config.json. Weights are N(0, sigma) with realistic per-layer-type sigmas; norms
+ * are near 1; embeddings N(0, 0.02).
+ */
+int tseal_synth_model(const char *dir, const tseal_synth_opts *opts);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Utilities shared by the tools                                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Round-to-nearest-even F32 -> BF16 (NaN stays NaN, quieted) and exact widenings. */
+uint16_t tseal_f32_to_bf16(float f);
+float tseal_bf16_to_f32(uint16_t h);
+float tseal_f16_to_f32(uint16_t h);
+
+/* Online CPU count (at least 1). */
+unsigned tseal_cpu_count(void);
+/* Monotonic clock in seconds. */
+double tseal_now(void);
+
+/* ------------------------------------------------------------------------------------------ */
+/* GPU (kernels/; without CUDA every call returns TSEAL_E_NO_GPU)                             */
+/* ------------------------------------------------------------------------------------------ */
+
+/* 1 if tseal was built with CUDA, else 0. */
+int tseal_gpu_built(void);
+/* Number of usable CUDA devices; 0 with a message in tseal_errmsg() when there is none. */
+int tseal_gpu_device_count(void);
+
+/* A coded tensor resident on a GPU (kernels/decode.cu): its sections and its decode table. */
+typedef struct tseal_gpu_tensor tseal_gpu_tensor;
+
+/*
+ * Copy a validated coded tensor (tseal_codec_view) to device `device`: sections + decode table.
+ * The view's blob may be freed afterwards. TSEAL_E_NO_GPU without a device, TSEAL_E_INVAL for a
+ * device that does not exist or a view whose geometry is inconsistent, TSEAL_E_NOMEM when the
+ * device is out of memory, TSEAL_E_CUDA for other CUDA failures (message names the call).
+ */
+int tseal_gpu_tensor_upload(const tseal_ct_view *view, int device, tseal_gpu_tensor **out);
+
+/*
+ * Decode into `dst` (device memory of the tensor's device, n_elems BF16 values, 2-byte aligned;
+ * RAW: n_elems * elem_size bytes) on `stream` (a cudaStream_t, NULL = default). Synchronous
+ * error reporting: the call waits for the stream and returns TSEAL_E_CORRUPT if any segment did
+ * not end exactly (dst is then unspecified). 16-byte aligned destinations are written with
+ * 16-byte stores. Thread-safe; decodes of one tensor run one at a time. n_elems == 0: no-op.
+ */
+int tseal_gpu_tensor_decode(const tseal_gpu_tensor *t, void *dst, void *stream);
+void tseal_gpu_tensor_free(tseal_gpu_tensor *t);
+/* Device memory held by the tensor (0 for NULL). */
+uint64_t tseal_gpu_tensor_device_bytes(const tseal_gpu_tensor *t);
+
+/*
+ * Plain device memory for C callers built without the CUDA headers (tests, the CLI). Copies and
+ * memset are synchronous (legacy default stream); tseal_gpu_free(NULL) is a no-op.
+ */
+int tseal_gpu_malloc(int device, size_t bytes, void **out);
+void tseal_gpu_free(void *dev_ptr);
+int tseal_gpu_memcpy_h2d(void *dev_dst, const void *host_src, size_t bytes);
+int tseal_gpu_memcpy_d2h(void *host_dst, const void *dev_src, size_t bytes);
+int tseal_gpu_memset(void *dev_ptr, int value, size_t bytes);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TSEAL_H */
