@@ -45,7 +45,7 @@ endif
 
 ifeq ($(CUDA),1)
 CUDA_LIBDIR := $(CUDA_HOME)/lib64
-LIBS    += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcudart
+LIBS    += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcudart -lstdc++
 NVFLAGS := -arch=$(CUDA_ARCH) -O3 -lineinfo -std=c++17 $(INC) -DTSEAL_CUDA=1 \
            -Xcompiler -fPIC,-Wall,-Wextra,-Werror,-fstack-protector-strong
 endif
@@ -63,7 +63,7 @@ LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_C) $(KER_C)) $(patsubst %.cu,$(BUIL
 CLI_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
 TEST_C  := $(wildcard tests/*.c)
 TEST_OBJ:= $(patsubst %.c,$(BUILD)/%.o,$(TEST_C))
-GPUT_OBJ:= $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/gpu/*.c))
+GPUT_OBJ:= $(patsubst tests/gpu/%.c,$(BUILD)/tests/gpu.obj/%.o,$(wildcard tests/gpu/*.c))
 FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
 
 .PHONY: all deps demo test test-run unit cli-test fuzz-replay nocuda-check bench asan asan-test \
@@ -81,6 +81,11 @@ deps:
 $(BUILD)/codec/%.o: OPT = -O3
 
 $(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/tests/gpu.obj/%.o: tests/gpu/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
