@@ -5,6 +5,7 @@
  * impossible (no network).
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 

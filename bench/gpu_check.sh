@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# gpu_check.sh - build and check tseal on a lent GPU machine in one device call
+# (the tested recipe: /work/shared/GPU.md).
+#
+#   bench/gpu_check.sh [--fetch]  HERE (package registry reachable): download the Debian packages
+#                                 the GPU machine lacks into .gpu-deps/ (gitignored); packages
+#                                 already there are kept.
+#   bench/gpu_check.sh --run      THERE (device call with carry [".gpu-deps"]): unpack them into
+#                                 $DPREFIX, build with the Makefile's own variables, run the GPU
+#                                 tests, compute-sanitizer (memcheck, racecheck, synccheck,
+#                                 initcheck) on a small case, then `tseal bench gpu --json` if the
+#                                 CLI has it. Logs and JSON go to $OUT (or build-gpu/gpu-check/);
+#                                 summary.json lists every step. Exit status 0 iff no step failed.
+#
+# Environment (--run): OUT, DPREFIX (/tmp/dprefix), JOBS (nproc), GPU_TEST_BIN
+# (build-gpu/tests/gpu), SANITIZE_FILTER (gpu_decode/small), TSEAL_GPU_TEST_HUGE=1 to also run
+# the > 2^31-element test (~12 GB host memory, ~1 min).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DEPS_DIR=$ROOT/.gpu-deps
+BUILD=build-gpu
+# Runtime + headers the GPU machine lacks (GPU.md), plus zstd (the library links -lzstd).
+# Only the criterion runtime needs libgit2 .. libssh2.
+PKGS=(libsodium23 libsodium-dev libcjson1 libcjson-dev libssl3 libssl-dev
+      libcriterion3 libcriterion-dev libgit2-1.5 libnanomsg5 libffi8 libhttp-parser2.9
+      libmbedtls14 libmbedx509-1 libmbedcrypto7 libssh2-1 libzstd1 libzstd-dev)
+
+die() {
+    echo "gpu_check: error: $*" >&2
+    exit 1
+}
+
+# ---- here: download ---------------------------------------------------------------------------
+fetch() {
+    command -v apt-get >/dev/null || die "apt-get not found: --fetch needs a Debian/Ubuntu machine"
+    mkdir -p "$DEPS_DIR"
+    local missing=() p
+    for p in "${PKGS[@]}"; do
+        compgen -G "$DEPS_DIR/${p}_*.deb" >/dev/null || missing+=("$p")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        echo "gpu_check: all ${#PKGS[@]} packages already in .gpu-deps/"
+        return 0
+    fi
+    echo "gpu_check: downloading ${missing[*]}"
+    # apt-get download writes into the current directory; refresh the lists once if they are stale.
+    if ! (cd "$DEPS_DIR" && apt-get download -q "${missing[@]}" 2>"$DEPS_DIR/.apt.log"); then
+        echo "gpu_check: apt-get download failed; running apt-get update and retrying"
+        if [ "$(id -u)" = 0 ]; then apt-get update -qq; else sudo apt-get update -qq; fi
+        (cd "$DEPS_DIR" && apt-get download -q "${missing[@]}") ||
+            die "apt-get download failed for: ${missing[*]}"
+    fi
+    rm -f "$DEPS_DIR/.apt.log"
+    for p in "${PKGS[@]}"; do
+        compgen -G "$DEPS_DIR/${p}_*.deb" >/dev/null || die "package $p missing after download"
+    done
+    local debs=("$DEPS_DIR"/*.deb)
+    echo "gpu_check: .gpu-deps/ holds ${#debs[@]} packages, $(du -sh "$DEPS_DIR" | cut -f1)"
+}
+
+# ---- there: build, test, sanitize, bench -------------------------------------------------------
+STEPS=()
+FAILED=0
+
+# step NAME REQUIRED CMD...: run CMD with its output in $OUT/NAME.log and record the result;
+# a failing REQUIRED=0 step is only a warning. Returns 1 if the step failed.
+step() {
+    local name=$1 required=$2 rc=0 t0 ms status
+    shift 2
+    echo "== $name: $*"
+    t0=$(date +%s%N)
+    "$@" >"$OUT/$name.log" 2>&1 || rc=$?
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    if [ $rc -eq 0 ]; then status=pass; elif [ "$required" = 0 ]; then status=warn; else status=fail; fi
+    if [ $status = fail ]; then FAILED=$((FAILED + 1)); fi
+    printf '   %s (rc %d, %d.%03d s); log: %s.log\n' $status $rc $((ms / 1000)) $((ms % 1000)) "$name"
+    if [ $rc -ne 0 ]; then tail -n 40 "$OUT/$name.log" | sed 's/^/   | /'; fi
+    STEPS+=("$(printf '{"step": "%s", "status": "%s", "rc": %d, "seconds": %d.%03d, "log": "%s.log"}' \
+        "$name" $status $rc $((ms / 1000)) $((ms % 1000)) "$name")")
+    [ $status != fail ]
+}
+
+skip() {
+    echo "== $1: skipped ($2)"
+    STEPS+=("$(printf '{"step": "%s", "status": "skip", "reason": "%s"}' "$1" "$2")")
+}
+
+write_summary() {
+    local f=$OUT/summary.json i
+    {
+        printf '{\n  "date": "%s",\n  "host": "%s",\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(hostname)"
+        printf '  "gpu": "%s",\n' "$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1 | tr -d '"')"
+        printf '  "commit": "%s",\n' "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+        printf '  "failed_steps": %d,\n  "steps": [\n' "$FAILED"
+        for i in "${!STEPS[@]}"; do
+            printf '    %s%s\n' "${STEPS[$i]}" "$([ "$i" -lt $((${#STEPS[@]} - 1)) ] && echo ,)"
+        done
+        printf '  ]\n}\n'
+    } >"$f"
+    echo "gpu_check: summary in $f ($FAILED failed step(s))"
+}
+
+unpack() {
+    if ! compgen -G "$DEPS_DIR/*.deb" >/dev/null; then
+        echo "no .deb files in .gpu-deps/: run 'bench/gpu_check.sh --fetch' on the development" \
+            "machine and name .gpu-deps in the device call's carry"
+        return 1
+    fi
+    mkdir -p "$DPREFIX"
+    local f
+    for f in "$DEPS_DIR"/*.deb; do
+        if command -v dpkg-deb >/dev/null; then
+            dpkg-deb -x "$f" "$DPREFIX" || return 1
+        else # no dpkg: a .deb is an ar archive holding data.tar.*
+            (cd "$(mktemp -d)" && ar x "$f" && tar -xf data.tar.* -C "$DPREFIX") || return 1
+        fi
+    done
+    local debs=("$DEPS_DIR"/*.deb)
+    echo "unpacked ${#debs[@]} packages into $DPREFIX"
+    ls "$DPREFIX/usr/include/sodium.h" "$DPREFIX/usr/include/criterion/criterion.h" \
+        "$DPREFIX/usr/include/cjson/cJSON.h" "$DPREFIX/usr/include/zstd.h" \
+        "$DPREFIX/usr/include/openssl/evp.h"
+}
+
+run() {
+    OUT=${OUT:-$ROOT/$BUILD/gpu-check}
+    DPREFIX=${DPREFIX:-/tmp/dprefix}
+    JOBS=${JOBS:-$(nproc)}
+    GPU_TEST_BIN=${GPU_TEST_BIN:-$BUILD/tests/gpu}
+    SANITIZE_FILTER=${SANITIZE_FILTER:-gpu_decode/small}
+    mkdir -p "$OUT"
+    OUT=$(cd "$OUT" && pwd)
+    for t in make cc nvcc; do command -v $t >/dev/null || die "$t not found on this machine"; done
+    export LD_LIBRARY_PATH=$DPREFIX/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+
+    echo "gpu_check: repository $ROOT, output $OUT"
+    step device 0 nvidia-smi || true
+    if ! step unpack 1 unpack ||
+        ! step build 1 make BUILD=$BUILD DEPS_PREFIX="$DPREFIX" -j"$JOBS" all "$GPU_TEST_BIN"; then
+        write_summary
+        exit 1
+    fi
+
+    step gpu-tests 1 "$GPU_TEST_BIN" --jobs=1 --short-filename --verbose \
+        --json="$OUT/gpu-tests.json" || true
+
+    local sanitizer="" c
+    for c in "$(command -v compute-sanitizer || true)" "$(dirname "$(command -v nvcc)")/compute-sanitizer" \
+        /usr/local/cuda/compute-sanitizer/compute-sanitizer; do
+        if [ -n "$c" ] && [ -x "$c" ]; then
+            sanitizer=$c
+            break
+        fi
+    done
+    if [ -n "$sanitizer" ]; then
+        local tool extra
+        for tool in memcheck racecheck synccheck initcheck; do
+            extra=()
+            if [ $tool = memcheck ]; then extra=(--leak-check full); fi
+            # Criterion runs each test in a forked child: --target-processes all follows it.
+            step "sanitize-$tool" 1 "$sanitizer" --tool $tool "${extra[@]}" \
+                --target-processes all --error-exitcode 97 \
+                "$GPU_TEST_BIN" --jobs=1 --short-filename --filter "$SANITIZE_FILTER" || true
+            echo "   $(grep -c 'ERROR SUMMARY' "$OUT/sanitize-$tool.log" || true) sanitizer" \
+                "session(s) in the log (expect 2 or more: runner + test process)"
+        done
+    else
+        skip sanitize "compute-sanitizer not found"
+        FAILED=$((FAILED + 1))
+    fi
+
+    if [ "${TSEAL_GPU_TEST_HUGE:-0}" = 1 ]; then
+        step gpu-tests-huge 1 env TSEAL_GPU_TEST_HUGE=1 "$GPU_TEST_BIN" --jobs=1 \
+            --short-filename --verbose --filter 'gpu_decode/huge' || true
+    else
+        skip gpu-tests-huge "TSEAL_GPU_TEST_HUGE is not 1"
+    fi
+
+    if "$BUILD/tseal" bench gpu --help >/dev/null 2>&1; then
+        step bench-gpu 1 sh -c "'$BUILD/tseal' bench gpu --json >'$OUT/bench-gpu.json'" || true
+    else
+        skip bench-gpu "'tseal bench gpu' is not available in this build"
+    fi
+
+    write_summary
+    [ "$FAILED" -eq 0 ]
+}
+
+case "${1:---fetch}" in
+--fetch) fetch ;;
+--run) run ;;
+-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' ;;
+*) die "unknown argument '$1' (use --fetch or --run)" ;;
+esac

@@ -1,0 +1,428 @@
+/*
+ * decode.cu - host side of the GPU decoder: upload a coded tensor to a device, launch the decode
+ * kernels (decode.cuh), report corrupt streams and CUDA failures through tseal_err. Also the
+ * plain device-memory helpers of tseal.h for C callers built without the CUDA headers.
+ *
+ * Device copy of a coded tensor: one allocation, every section 16-byte aligned and followed by
+ * at least TSEAL_GPU_SECTION_PAD zero bytes (the whole allocation is zeroed first):
+ *
+ *   HUFF : error record (256 B) | multi-symbol table (16 KiB) | code lengths (256 B) |
+ *          group bases | segment length fields | exponent stream | plane
+ *   CONST: plane
+ *   RAW  : raw element bytes
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cuda_runtime.h>
+
+#include "tseal.h"
+#include "../codec/huffman.h"
+#include "decode.cuh"
+
+#define ERR_RECORD_BYTES 256
+
+struct tseal_gpu_tensor {
+    int device;
+    tseal_ct_view geo; /* the view's header fields; its host pointers are cleared */
+    uint8_t *mem;      /* the one device allocation (NULL when empty) */
+    uint64_t mem_bytes;
+    tseal_gpu_huff_args huff; /* HUFF: device pointers and geometry (`out` set per decode) */
+    const uint8_t *plane;     /* CONST */
+    const uint8_t *raw;       /* RAW */
+    unsigned grid_cap;        /* resident blocks of the decode kernel on the device */
+    pthread_mutex_t lock;     /* one decode at a time: the error record is per tensor */
+};
+
+/* ---- errors and device selection ------------------------------------------------------------- */
+
+static int cuda_fail(cudaError_t e, const char *call, const char *what) {
+    (void)cudaGetLastError(); /* clear a non-sticky error so later calls start clean */
+    /* `call` is the stringified call expression: name the function only. */
+    return tseal_err(e == cudaErrorMemoryAllocation ? TSEAL_E_NOMEM : TSEAL_E_CUDA,
+                     "%s: %.*s failed: %s (%s)", what, (int)strcspn(call, "("), call,
+                     cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+#define CUDA_TRY(call, what)                                                                       \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) return cuda_fail(e_, #call, what);                                  \
+    } while (0)
+
+/* Make `device` current for this thread; `*prev` receives the old one for dev_leave. */
+static int dev_enter(int device, int *prev, const char *what) {
+    CUDA_TRY(cudaGetDevice(prev), what);
+    if (*prev != device) CUDA_TRY(cudaSetDevice(device), what);
+    return 0;
+}
+
+static void dev_leave(int device, int prev) {
+    if (prev != device) (void)cudaSetDevice(prev);
+}
+
+static bool add_ovf(uint64_t a, uint64_t b, uint64_t *r) {
+    return __builtin_add_overflow(a, b, r);
+}
+
+/* ---- upload ---------------------------------------------------------------------------------- */
+
+/* The invariants the kernels' memory safety relies on (tseal_codec_view checks them and more). */
+static int check_view(const tseal_ct_view *v) {
+#define BAD(...)                                                                                   \
+    tseal_err(TSEAL_E_INVAL, "tseal_gpu_tensor_upload: inconsistent view: " __VA_ARGS__)
+    uint64_t n = 0;
+    if (__builtin_mul_overflow(v->rows, v->cols, &n) || n != v->n_elems)
+        return BAD("rows %llu x cols %llu != n_elems %llu", (unsigned long long)v->rows,
+                   (unsigned long long)v->cols, (unsigned long long)v->n_elems);
+    switch (v->mode) {
+    case TSEAL_CT_MODE_RAW:
+        if (v->elem_size < 1 || v->elem_size > 8) return BAD("elem_size %u", v->elem_size);
+        if (v->n_elems && !v->raw) return BAD("no raw section");
+        return 0;
+    case TSEAL_CT_MODE_CONST:
+        if (v->n_elems && !v->plane) return BAD("no plane");
+        return 0;
+    case TSEAL_CT_MODE_HUFF:
+        break;
+    default:
+        return BAD("mode %u", v->mode);
+    }
+    if (v->seg_log2 < TSEAL_SEG_LOG2_MIN || v->seg_log2 > TSEAL_SEG_LOG2_MAX)
+        return BAD("seg_log2 %u", v->seg_log2);
+    if (v->len_width > TSEAL_SEG_LEN_WIDTH_MAX) return BAD("len_width %u", v->len_width);
+    if (v->seg_bits_min > ((uint32_t)TSEAL_HUFF_MAX_BITS << v->seg_log2))
+        return BAD("seg_bits_min %u", v->seg_bits_min);
+    const uint64_t spr = (v->cols >> v->seg_log2) + ((v->cols & ((1ull << v->seg_log2) - 1)) != 0);
+    uint64_t segs = 0;
+    if (v->segs_per_row != spr || __builtin_mul_overflow(v->rows, spr, &segs) || segs != v->n_segs)
+        return BAD("segs_per_row %llu, n_segs %llu", (unsigned long long)v->segs_per_row,
+                   (unsigned long long)v->n_segs);
+    if (v->n_groups != (v->n_segs + TSEAL_SEGS_PER_GROUP - 1) / TSEAL_SEGS_PER_GROUP)
+        return BAD("n_groups %llu", (unsigned long long)v->n_groups);
+    if (v->exp_bytes < v->exp_bits / 8 + ((v->exp_bits & 7) != 0))
+        return BAD("exp_bytes %llu < exp_bits %llu", (unsigned long long)v->exp_bytes,
+                   (unsigned long long)v->exp_bits);
+    if (v->n_elems && (!v->group_base || !v->exp_stream || !v->plane || !v->seg_lens))
+        return BAD("missing section");
+    return 0;
+#undef BAD
+}
+
+/* Section sizes in the device allocation (each padded to 16, plus the zero pad). */
+static uint64_t dev_section(uint64_t bytes) {
+    return tseal_align16(bytes) + TSEAL_GPU_SECTION_PAD;
+}
+
+int tseal_gpu_tensor_upload(const tseal_ct_view *view, int device, tseal_gpu_tensor **out) {
+    static const char *what = "tseal_gpu_tensor_upload";
+    if (!out) return tseal_err(TSEAL_E_INVAL, "%s: out is NULL", what);
+    *out = NULL;
+    if (!view) return tseal_err(TSEAL_E_INVAL, "%s: view is NULL", what);
+    const int n_dev = tseal_gpu_device_count();
+    if (n_dev == 0) return TSEAL_E_NO_GPU; /* message set */
+    if (device < 0 || device >= n_dev)
+        return tseal_err(TSEAL_E_INVAL, "%s: device %d does not exist (%d device%s)", what, device,
+                         n_dev, n_dev == 1 ? "" : "s");
+    int rc = check_view(view);
+    if (rc) return rc;
+    const tseal_ct_view *v = view;
+    const bool huff = v->mode == TSEAL_CT_MODE_HUFF;
+    if (huff) {
+        rc = tseal_huff_check(v->code_len);
+        if (rc) return rc;
+    }
+
+    /* Layout. Sizes come from a view over a blob in memory, but add with overflow checks. */
+    uint64_t off_dtab = 0, off_len = 0, off_gb = 0, off_sl = 0, off_exp = 0, off_plane = 0;
+    uint64_t sl_bytes = 0, total = 0, data_bytes = 0;
+    bool ovf = false;
+    if (huff) {
+        off_dtab = ERR_RECORD_BYTES;
+        off_len = off_dtab + TSEAL_DTAB_SIZE * sizeof(uint32_t);
+        off_gb = off_len + 256;
+        sl_bytes = (v->n_segs * v->len_width + 7) / 8; /* n_segs * 24 cannot overflow here */
+        ovf |= add_ovf(off_gb, dev_section(v->n_groups * 8), &off_sl);
+        ovf |= add_ovf(off_sl, dev_section(sl_bytes), &off_exp);
+        ovf |= add_ovf(off_exp, dev_section(v->exp_bytes), &off_plane);
+        ovf |= add_ovf(off_plane, dev_section(v->n_elems), &total);
+    } else if (v->mode == TSEAL_CT_MODE_CONST) {
+        total = v->n_elems ? dev_section(v->n_elems) : 0;
+    } else {
+        ovf |= __builtin_mul_overflow(v->n_elems, (uint64_t)v->elem_size, &data_bytes);
+        total = data_bytes ? dev_section(data_bytes) : 0;
+    }
+    if (ovf || total > SIZE_MAX)
+        return tseal_err(TSEAL_E_LIMIT, "%s: coded tensor too large for this host", what);
+
+    tseal_gpu_tensor *t = (tseal_gpu_tensor *)calloc(1, sizeof *t);
+    uint32_t *dtab = NULL;
+    uint16_t *stab = NULL;
+    if (!t) return tseal_err(TSEAL_E_NOMEM, "%s: out of memory", what);
+    if (pthread_mutex_init(&t->lock, NULL) != 0) {
+        free(t);
+        return tseal_err(TSEAL_E_NOMEM, "%s: pthread_mutex_init failed", what);
+    }
+    t->device = device;
+    t->geo = *v;
+    t->geo.group_base = t->geo.seg_lens = t->geo.exp_stream = t->geo.plane = t->geo.raw = NULL;
+    t->mem_bytes = total;
+
+    int prev = 0;
+    rc = dev_enter(device, &prev, what);
+    if (rc) {
+        pthread_mutex_destroy(&t->lock);
+        free(t);
+        return rc;
+    }
+
+#define TRY(call)                                                                                  \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) {                                                                   \
+            rc = cuda_fail(e_, #call, what);                                                       \
+            goto fail;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+    if (total) {
+        TRY(cudaMalloc((void **)&t->mem, (size_t)total));
+        TRY(cudaMemsetAsync(t->mem, 0, (size_t)total, 0));
+    }
+    if (huff) {
+        dtab = (uint32_t *)malloc(TSEAL_DTAB_SIZE * sizeof *dtab);
+        stab = (uint16_t *)malloc(TSEAL_DTAB_SIZE * sizeof *stab);
+        if (!dtab || !stab) {
+            rc = tseal_err(TSEAL_E_NOMEM, "%s: out of memory", what);
+            goto fail;
+        }
+        tseal_huff_build_dtab(v->code_len, dtab, stab);
+        uint8_t *m = t->mem;
+        TRY(cudaMemcpyAsync(m + off_dtab, dtab, TSEAL_DTAB_SIZE * sizeof *dtab,
+                            cudaMemcpyHostToDevice, 0));
+        TRY(cudaMemcpyAsync(m + off_len, v->code_len, 256, cudaMemcpyHostToDevice, 0));
+        if (v->n_groups)
+            TRY(cudaMemcpyAsync(m + off_gb, v->group_base, (size_t)(v->n_groups * 8),
+                                cudaMemcpyHostToDevice, 0));
+        if (sl_bytes)
+            TRY(cudaMemcpyAsync(m + off_sl, v->seg_lens, (size_t)sl_bytes, cudaMemcpyHostToDevice,
+                                0));
+        if (v->exp_bytes)
+            TRY(cudaMemcpyAsync(m + off_exp, v->exp_stream, (size_t)v->exp_bytes,
+                                cudaMemcpyHostToDevice, 0));
+        if (v->n_elems)
+            TRY(cudaMemcpyAsync(m + off_plane, v->plane, (size_t)v->n_elems, cudaMemcpyHostToDevice,
+                                0));
+        tseal_gpu_huff_args *a = &t->huff;
+        a->err = (tseal_gpu_err *)m;
+        a->dtab = (const uint32_t *)(m + off_dtab);
+        a->code_len = m + off_len;
+        a->group_base = (const uint64_t *)(m + off_gb);
+        a->seg_lens = (const uint32_t *)(m + off_sl);
+        a->exp_words = (const uint32_t *)(m + off_exp);
+        a->plane = m + off_plane;
+        a->n_segs = v->n_segs;
+        a->segs_per_row = v->segs_per_row;
+        a->cols = v->cols;
+        a->exp_bits = v->exp_bits;
+        a->seg_bits_min = v->seg_bits_min;
+        a->len_width = v->len_width;
+        a->seg_log2 = v->seg_log2;
+    } else if (v->mode == TSEAL_CT_MODE_CONST) {
+        if (v->n_elems)
+            TRY(cudaMemcpyAsync(t->mem, v->plane, (size_t)v->n_elems, cudaMemcpyHostToDevice, 0));
+        t->plane = t->mem;
+    } else {
+        if (data_bytes)
+            TRY(cudaMemcpyAsync(t->mem, v->raw, (size_t)data_bytes, cudaMemcpyHostToDevice, 0));
+        t->raw = t->mem;
+    }
+    /* The copies above are on the legacy default stream; wait so that a decode on any stream
+     * (also a non-blocking one) sees them. */
+    TRY(cudaStreamSynchronize(0));
+
+    {
+        int sms = 0, per_sm = 0, per_sm_vec = 0;
+        TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+        if (huff) {
+            TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, tseal_gpu_huff_kernel<false>,
+                                                              TSEAL_GPU_HUFF_THREADS, 0));
+            TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                &per_sm_vec, tseal_gpu_huff_kernel<true>, TSEAL_GPU_HUFF_THREADS, 0));
+        } else {
+            TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                &per_sm, tseal_gpu_const_kernel<false>, TSEAL_GPU_CONST_THREADS, 0));
+            TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                &per_sm_vec, tseal_gpu_const_kernel<true>, TSEAL_GPU_CONST_THREADS, 0));
+        }
+        int m = per_sm < per_sm_vec ? per_sm : per_sm_vec;
+        if (m < 1) m = 1;
+        if (sms < 1) sms = 1;
+        t->grid_cap = (unsigned)sms * (unsigned)m;
+    }
+#undef TRY
+
+    free(dtab);
+    free(stab);
+    dev_leave(device, prev);
+    *out = t;
+    return 0;
+
+fail:
+    free(dtab);
+    free(stab);
+    if (t->mem) (void)cudaFree(t->mem);
+    (void)cudaGetLastError();
+    dev_leave(device, prev);
+    pthread_mutex_destroy(&t->lock);
+    free(t);
+    return rc;
+}
+
+void tseal_gpu_tensor_free(tseal_gpu_tensor *t) {
+    if (!t) return;
+    if (t->mem) {
+        int prev = 0;
+        if (dev_enter(t->device, &prev, "tseal_gpu_tensor_free") == 0) {
+            (void)cudaFree(t->mem);
+            (void)cudaGetLastError();
+            dev_leave(t->device, prev);
+        }
+    }
+    pthread_mutex_destroy(&t->lock);
+    free(t);
+}
+
+uint64_t tseal_gpu_tensor_device_bytes(const tseal_gpu_tensor *t) {
+    return t ? t->mem_bytes : 0;
+}
+
+/* ---- decode ---------------------------------------------------------------------------------- */
+
+static const char *err_text(unsigned flags) {
+    if (flags & TSEAL_GPU_ERR_BOUNDS) return "segment lies outside the exponent stream";
+    if (flags & TSEAL_GPU_ERR_TABLE) return "invalid decode table";
+    if (flags & TSEAL_GPU_ERR_OVERRUN) return "codes run past the segment's end";
+    return "bits left over after the segment's last code";
+}
+
+static int launch_and_wait(const tseal_gpu_tensor *t, void *dst, cudaStream_t s) {
+    static const char *what = "tseal_gpu_tensor_decode";
+    const tseal_ct_view *v = &t->geo;
+    const bool vec = ((uintptr_t)dst & 15) == 0;
+    tseal_gpu_err herr;
+    memset(&herr, 0, sizeof herr);
+
+    if (v->mode == TSEAL_CT_MODE_RAW) {
+        CUDA_TRY(cudaMemcpyAsync(dst, t->raw, (size_t)(v->n_elems * v->elem_size),
+                                 cudaMemcpyDeviceToDevice, s),
+                 what);
+    } else if (v->mode == TSEAL_CT_MODE_CONST) {
+        const uint64_t work = vec ? (v->n_elems + 7) / 8 : v->n_elems;
+        const uint64_t blocks = (work + TSEAL_GPU_CONST_THREADS - 1) / TSEAL_GPU_CONST_THREADS;
+        const unsigned grid = (unsigned)(blocks < t->grid_cap ? blocks : t->grid_cap);
+        if (vec)
+            tseal_gpu_const_kernel<true><<<grid, TSEAL_GPU_CONST_THREADS, 0, s>>>(
+                t->plane, (uint16_t *)dst, v->n_elems, v->const_exp);
+        else
+            tseal_gpu_const_kernel<false><<<grid, TSEAL_GPU_CONST_THREADS, 0, s>>>(
+                t->plane, (uint16_t *)dst, v->n_elems, v->const_exp);
+        CUDA_TRY(cudaGetLastError(), "tseal_gpu_tensor_decode: tseal_gpu_const_kernel launch");
+    } else {
+        tseal_gpu_huff_args a = t->huff;
+        a.out = (uint16_t *)dst;
+        const uint64_t blocks = (v->n_segs + TSEAL_GPU_HUFF_THREADS - 1) / TSEAL_GPU_HUFF_THREADS;
+        const unsigned grid = (unsigned)(blocks < t->grid_cap ? blocks : t->grid_cap);
+        CUDA_TRY(cudaMemsetAsync(a.err, 0, sizeof *a.err, s), what);
+        if (vec)
+            tseal_gpu_huff_kernel<true><<<grid, TSEAL_GPU_HUFF_THREADS, 0, s>>>(a);
+        else
+            tseal_gpu_huff_kernel<false><<<grid, TSEAL_GPU_HUFF_THREADS, 0, s>>>(a);
+        CUDA_TRY(cudaGetLastError(), "tseal_gpu_tensor_decode: tseal_gpu_huff_kernel launch");
+        CUDA_TRY(cudaMemcpyAsync(&herr, a.err, sizeof herr, cudaMemcpyDeviceToHost, s), what);
+    }
+    CUDA_TRY(cudaStreamSynchronize(s), what);
+
+    if (herr.flags) {
+        const uint64_t j = ~(uint64_t)herr.seg_inv;
+        const uint64_t row = j / v->segs_per_row, c0 = (j % v->segs_per_row) << v->seg_log2;
+        return tseal_err(TSEAL_E_CORRUPT,
+                         "coded tensor: %u of %llu segments do not decode exactly; first: segment "
+                         "%llu (row %llu, column %llu): %s",
+                         herr.n_bad, (unsigned long long)v->n_segs, (unsigned long long)j,
+                         (unsigned long long)row, (unsigned long long)c0, err_text(herr.flags));
+    }
+    return 0;
+}
+
+int tseal_gpu_tensor_decode(const tseal_gpu_tensor *t, void *dst, void *stream) {
+    static const char *what = "tseal_gpu_tensor_decode";
+    if (!t) return tseal_err(TSEAL_E_INVAL, "%s: tensor is NULL", what);
+    if (t->geo.n_elems == 0) return 0;
+    if (!dst) return tseal_err(TSEAL_E_INVAL, "%s: dst is NULL", what);
+    if (t->geo.mode != TSEAL_CT_MODE_RAW && ((uintptr_t)dst & 1))
+        return tseal_err(TSEAL_E_INVAL, "%s: dst %p is not 2-byte aligned", what, dst);
+
+    tseal_gpu_tensor *mt = (tseal_gpu_tensor *)t; /* the lock is the only mutable part */
+    if (pthread_mutex_lock(&mt->lock) != 0)
+        return tseal_err(TSEAL_E_INTERNAL, "%s: pthread_mutex_lock failed", what);
+    int prev = 0;
+    int rc = dev_enter(t->device, &prev, what);
+    if (rc == 0) {
+        rc = launch_and_wait(t, dst, (cudaStream_t)stream);
+        dev_leave(t->device, prev);
+    }
+    pthread_mutex_unlock(&mt->lock);
+    return rc;
+}
+
+/* ---- plain device memory --------------------------------------------------------------------- */
+
+int tseal_gpu_malloc(int device, size_t bytes, void **out) {
+    static const char *what = "tseal_gpu_malloc";
+    if (!out) return tseal_err(TSEAL_E_INVAL, "%s: out is NULL", what);
+    *out = NULL;
+    const int n_dev = tseal_gpu_device_count();
+    if (n_dev == 0) return TSEAL_E_NO_GPU;
+    if (device < 0 || device >= n_dev)
+        return tseal_err(TSEAL_E_INVAL, "%s: device %d does not exist", what, device);
+    int prev = 0;
+    int rc = dev_enter(device, &prev, what);
+    if (rc) return rc;
+    cudaError_t e = cudaMalloc(out, bytes ? bytes : 1);
+    if (e != cudaSuccess) {
+        *out = NULL;
+        rc = cuda_fail(e, "cudaMalloc", what);
+    }
+    dev_leave(device, prev);
+    return rc;
+}
+
+void tseal_gpu_free(void *ptr) {
+    if (!ptr) return;
+    (void)cudaFree(ptr);
+    (void)cudaGetLastError();
+}
+
+int tseal_gpu_memcpy_h2d(void *dst, const void *src, size_t bytes) {
+    if (bytes == 0) return 0;
+    if (!dst || !src) return tseal_err(TSEAL_E_INVAL, "tseal_gpu_memcpy_h2d: NULL pointer");
+    CUDA_TRY(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "tseal_gpu_memcpy_h2d");
+    return 0;
+}
+
+int tseal_gpu_memcpy_d2h(void *dst, const void *src, size_t bytes) {
+    if (bytes == 0) return 0;
+    if (!dst || !src) return tseal_err(TSEAL_E_INVAL, "tseal_gpu_memcpy_d2h: NULL pointer");
+    CUDA_TRY(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "tseal_gpu_memcpy_d2h");
+    return 0;
+}
+
+int tseal_gpu_memset(void *ptr, int value, size_t bytes) {
+    if (bytes == 0) return 0;
+    if (!ptr) return tseal_err(TSEAL_E_INVAL, "tseal_gpu_memset: NULL pointer");
+    CUDA_TRY(cudaMemset(ptr, value, bytes), "tseal_gpu_memset");
+    CUDA_TRY(cudaStreamSynchronize(0), "tseal_gpu_memset");
+    return 0;
+}
