@@ -23,6 +23,7 @@ V       ?= 0
 Q       := $(if $(filter 1,$(V)),,@)
 
 DEB_PKGS := libsodium-dev libssl-dev libcjson-dev libcriterion-dev libzstd-dev pkg-config curl ca-certificates unzip
+SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wvla -Wpointer-arith
@@ -136,8 +137,18 @@ test-run: all $(BUILD)/tests/unit $(addprefix $(BUILD)/fuzz/replay-,$(FUZZ_TARGE
 	@if [ "$(BUILD)" = build ]; then $(MAKE) --no-print-directory nocuda-check; fi
 	@echo "all tests passed ($(BUILD))"
 
+# Under sanitizers a report inside a forked Criterion worker does not fail the test by itself:
+# keep the log and fail on any ASan, LSan or UBSan report.
 unit: $(BUILD)/tests/unit
+ifeq ($(SAN),1)
+	@TSEAL_BIN=$(BUILD)/tseal ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	  $(BUILD)/tests/unit --jobs=$$(nproc) --short-filename 2>&1 | tee $(BUILD)/unit.log; \
+	  test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	  if grep -qE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" $(BUILD)/unit.log; then \
+	    echo "sanitizer reports found (see $(BUILD)/unit.log)"; exit 1; fi
+else
 	TSEAL_BIN=$(BUILD)/tseal $(BUILD)/tests/unit --jobs=$$(nproc) --short-filename
+endif
 
 fuzz-replay: $(addprefix $(BUILD)/fuzz/replay-,$(FUZZ_TARGETS))
 	@for t in $(FUZZ_TARGETS); do \
