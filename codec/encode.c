@@ -29,8 +29,7 @@ typedef struct {
 static void histogram(const uint16_t *x, uint64_t n, uint64_t hist[256]) {
     /* Four sub-histograms break the store-to-load dependency on repeated values. */
     uint32_t h[4][256];
-    memset(h, 0, sizeof h);
-    memset(hist, 0, 256 * sizeof *hist);
+    memset(h, 0, sizeof h); /* adds to hist: the streaming encoder calls this per chunk */
     uint64_t i = 0;
     while (i < n) {
         uint64_t stop = n - i > (1u << 30) ? i + (1u << 30) : n; /* flush before u32 overflow */
@@ -295,7 +294,7 @@ int tseal_codec_encode(const uint16_t *bf16, uint64_t rows, uint64_t cols,
     if (e.n > 0 && !bf16) return tseal_err(TSEAL_E_INVAL, "NULL input");
     e.seg_log2 = params->seg_log2;
 
-    histogram(bf16, e.n, e.hist);
+    histogram(bf16, e.n, e.hist); /* e.hist starts zeroed */
     for (unsigned s = 0; s < 256; s++) e.nsym += e.hist[s] != 0;
 
     int r;
@@ -328,6 +327,236 @@ int tseal_codec_encode(const uint16_t *bf16, uint64_t rows, uint64_t cols,
         }
         stats->total_bytes = out->size;
     }
+    free(e.seg_bits);
+    return r;
+}
+
+/* ---- streaming encoder ------------------------------------------------------------------- */
+
+/*
+ * Same blob, byte for byte, as tseal_codec_encode, for tensors too large to hold twice in
+ * memory: the input is read through `rd` in chunks (four passes: histogram, segment lengths,
+ * plane, exponent stream) and the blob leaves through `wr` in order. Memory: one input chunk,
+ * one output buffer and the segment lengths (4 bytes per segment).
+ */
+#define STREAM_CHUNK ((uint64_t)1 << 20) /* elements per read */
+#define STREAM_OUT   ((size_t)1 << 20)   /* bytes per write */
+
+typedef struct {
+    tseal_read_fn rd;
+    void *rctx;
+    tseal_write_fn wr;
+    void *wctx;
+    uint16_t *in;
+    uint8_t *out; /* STREAM_OUT + 16 bytes */
+    uint64_t written;
+} stream_io;
+
+static int s_emit(stream_io *io, const void *p, size_t n) {
+    int r = n ? io->wr(io->wctx, p, n) : 0;
+    io->written += n;
+    return r;
+}
+
+static int s_zeros(stream_io *io, uint64_t n) {
+    static const uint8_t z[64];
+    int r = 0;
+    while (n && r == 0) {
+        size_t k = n < sizeof z ? (size_t)n : sizeof z;
+        r = s_emit(io, z, k);
+        n -= k;
+    }
+    return r;
+}
+
+/* Read elements [first, first + n) (n <= STREAM_CHUNK) into io->in. */
+static int s_read(stream_io *io, uint64_t first, uint64_t n) {
+    return io->rd(io->rctx, first, io->in, n);
+}
+
+static int s_histogram(stream_io *io, enc_state *e) {
+    for (uint64_t i = 0; i < e->n; i += STREAM_CHUNK) {
+        uint64_t k = e->n - i < STREAM_CHUNK ? e->n - i : STREAM_CHUNK;
+        int r = s_read(io, i, k);
+        if (r) return r;
+        histogram(io->in, k, e->hist);
+    }
+    return 0;
+}
+
+/* Plane (CONST, HUFF) or raw little-endian values (RAW), then padding to 16. */
+static int s_elements(stream_io *io, const enc_state *e, int raw) {
+    for (uint64_t i = 0; i < e->n; i += STREAM_CHUNK) {
+        uint64_t k = e->n - i < STREAM_CHUNK ? e->n - i : STREAM_CHUNK;
+        int r = s_read(io, i, k);
+        for (uint64_t done = 0; r == 0 && done < k;) {
+            uint64_t m = k - done;
+            if (raw && m > STREAM_OUT / 2) m = STREAM_OUT / 2;
+            if (!raw && m > STREAM_OUT) m = STREAM_OUT;
+            for (uint64_t j = 0; j < m; j++) {
+                uint16_t v = io->in[done + j];
+                if (raw) {
+                    io->out[2 * j] = (uint8_t)v;
+                    io->out[2 * j + 1] = (uint8_t)(v >> 8);
+                } else {
+                    io->out[j] = tseal_bf16_sm(v);
+                }
+            }
+            r = s_emit(io, io->out, raw ? 2 * m : m);
+            done += m;
+        }
+        if (r) return r;
+    }
+    uint64_t bytes = raw ? 2 * e->n : e->n;
+    return s_zeros(io, tseal_align16(bytes) - bytes);
+}
+
+/* Pass 2: segment lengths from the code lengths, chunk by chunk in element order. */
+static int s_measure(stream_io *io, enc_state *e) {
+    uint64_t seg = (uint64_t)1 << e->seg_log2;
+    memset(e->seg_bits, 0, e->n_segs * sizeof *e->seg_bits);
+    for (uint64_t i = 0; i < e->n; i += STREAM_CHUNK) {
+        uint64_t k = e->n - i < STREAM_CHUNK ? e->n - i : STREAM_CHUNK;
+        int r = s_read(io, i, k);
+        if (r) return r;
+        for (uint64_t j = 0; j < k;) {
+            uint64_t g = i + j, row = g / e->cols, col = g % e->cols;
+            uint64_t sj = row * e->segs_per_row + col / seg;
+            uint64_t run = seg - col % seg; /* elements left in this segment */
+            if (run > e->cols - col) run = e->cols - col;
+            if (run > k - j) run = k - j;
+            uint32_t bits = 0;
+            for (uint64_t t = 0; t < run; t++) bits += e->len[tseal_bf16_exp(io->in[j + t])];
+            e->seg_bits[sj] += bits;
+            j += run;
+        }
+    }
+    width_from_lengths(e);
+    return 0;
+}
+
+/* Pass 4: the exponent stream through a bounded buffer. Segments are contiguous in element
+ * order, so one bit writer runs across the whole tensor. */
+static int s_stream(stream_io *io, const enc_state *e) {
+    uint32_t tab[256];
+    for (unsigned s = 0; s < 256; s++) tab[s] = (uint32_t)e->code[s] << 4 | e->len[s];
+    bitwriter w = {io->out, 0, 0, 0};
+    for (uint64_t i = 0; i < e->n; i += STREAM_CHUNK) {
+        uint64_t k = e->n - i < STREAM_CHUNK ? e->n - i : STREAM_CHUNK;
+        int r = s_read(io, i, k);
+        if (r) return r;
+        for (uint64_t j = 0; j < k;) {
+            uint64_t m = k - j < 4096 ? k - j : 4096; /* <= 4096 * 12 bits before a drain */
+            uint32_t cnt = (uint32_t)(m & ~(uint64_t)3);
+            encode_segment(io->in + j, cnt, tab, &w);
+            for (uint64_t t = cnt; t < m; t++) {
+                uint32_t c = tab[tseal_bf16_exp(io->in[j + t])];
+                bw_put(&w, c >> 4, c & 15);
+                bw_flush(&w);
+            }
+            j += m;
+            if (w.flushed > STREAM_OUT - 8192) {
+                r = s_emit(io, io->out, w.flushed);
+                if (r) return r;
+                w.flushed = 0;
+            }
+        }
+    }
+    /* Last partial byte: the pending bits are left-aligned in acc. */
+    unsigned tail = (w.nacc + 7) / 8;
+    for (unsigned b = 0; b < tail; b++) io->out[w.flushed + b] = (uint8_t)(w.acc >> (56 - 8 * b));
+    int r = s_emit(io, io->out, w.flushed + tail);
+    uint64_t exp_bytes = (e->exp_bits + 7) / 8 + TSEAL_EXP_SLACK;
+    return r ? r : s_zeros(io, tseal_align16(exp_bytes) - (exp_bytes - TSEAL_EXP_SLACK));
+}
+
+static int s_huff(stream_io *io, enc_state *e, uint64_t *size) {
+    uint64_t bases_off, lens_off, exp_off;
+    *size = huff_size(e, &bases_off, &lens_off, &exp_off);
+    uint8_t hdr[TSEAL_CT_HEADER_BYTES + TSEAL_CT_LENS_BYTES] = {0};
+    write_header(hdr, TSEAL_CT_MODE_HUFF, e, 2, 0);
+    for (unsigned s = 0; s < 256; s++)
+        hdr[TSEAL_CT_HEADER_BYTES + s / 2] |= (uint8_t)(e->len[s] << (4 * (s & 1)));
+    uint64_t index_bytes = exp_off - bases_off;
+    uint8_t *index = calloc(1, index_bytes ? index_bytes : 1);
+    if (!index) return tseal_err(TSEAL_E_NOMEM, "out of memory (segment index)");
+    write_index(e, index, index + (lens_off - bases_off));
+    int r = s_emit(io, hdr, sizeof hdr);
+    if (!r) r = s_elements(io, e, 0);
+    if (!r) r = s_emit(io, index, index_bytes);
+    free(index);
+    if (!r) r = s_stream(io, e);
+    return r;
+}
+
+int tseal_codec_encode_stream(tseal_read_fn rd, void *rctx, uint64_t rows, uint64_t cols,
+                              const tseal_codec_params *params, tseal_write_fn wr, void *wctx,
+                              uint64_t *blob_size, tseal_codec_stats *stats) {
+    tseal_codec_params def;
+    if (!params) {
+        tseal_codec_params_default(&def);
+        params = &def;
+    }
+    enc_state e;
+    memset(&e, 0, sizeof e);
+    e.rows = rows;
+    e.cols = cols;
+    if (tseal_mul_ovf(rows, cols, &e.n) || e.n > (UINT64_MAX >> 8))
+        return tseal_err(TSEAL_E_INVAL, "tensor of %llu x %llu elements is too large",
+                         (unsigned long long)rows, (unsigned long long)cols);
+    if (params->max_code_bits < 1 || params->max_code_bits > TSEAL_HUFF_MAX_BITS ||
+        params->seg_log2 < TSEAL_SEG_LOG2_MIN || params->seg_log2 > TSEAL_SEG_LOG2_MAX)
+        return tseal_err(TSEAL_E_INVAL, "codec parameters out of range (code bits %u, seg_log2 %u)",
+                         params->max_code_bits, params->seg_log2);
+    e.seg_log2 = params->seg_log2;
+    stream_io io = {rd, rctx, wr, wctx, malloc(STREAM_CHUNK * 2), malloc(STREAM_OUT + 16), 0};
+    int r = (!io.in || !io.out) ? tseal_err(TSEAL_E_NOMEM, "out of memory (encoder buffers)") : 0;
+    if (!r) r = s_histogram(&io, &e);
+    for (unsigned s = 0; s < 256; s++) e.nsym += e.hist[s] != 0;
+    uint8_t mode = TSEAL_CT_MODE_RAW, hdr[TSEAL_CT_HEADER_BYTES];
+    uint64_t size = 0;
+    if (!r && e.nsym >= 2) {
+        r = plan_huff(&e, params->max_code_bits);
+        if (!r) r = s_measure(&io, &e);
+        uint64_t a, b, c;
+        if (!r && huff_size(&e, &a, &b, &c) < raw_size(e.n, 2)) {
+            mode = TSEAL_CT_MODE_HUFF;
+            r = s_huff(&io, &e, &size);
+        }
+    } else if (!r && e.nsym == 1) {
+        mode = TSEAL_CT_MODE_CONST;
+        r = s_read(&io, 0, 1);
+        if (!r) {
+            write_header(hdr, mode, &e, 2, tseal_bf16_exp(io.in[0]));
+            size = const_size(e.n);
+            r = s_emit(&io, hdr, sizeof hdr);
+        }
+        if (!r) r = s_elements(&io, &e, 0);
+    }
+    if (!r && mode == TSEAL_CT_MODE_RAW) {
+        write_header(hdr, mode, &e, 2, 0);
+        size = raw_size(e.n, 2);
+        r = s_emit(&io, hdr, sizeof hdr);
+        if (!r) r = s_elements(&io, &e, 1);
+    }
+    if (!r && io.written != size)
+        r = tseal_err(TSEAL_E_INTERNAL, "streaming encoder wrote %llu bytes, planned %llu",
+                      (unsigned long long)io.written, (unsigned long long)size);
+    if (!r && blob_size) *blob_size = size;
+    if (!r && stats) {
+        memset(stats, 0, sizeof *stats);
+        stats->mode = mode;
+        stats->n_elems = e.n;
+        stats->n_symbols = e.nsym;
+        stats->exp_entropy_bits = e.n ? entropy(e.hist, e.n) : 0;
+        if (mode == TSEAL_CT_MODE_HUFF) {
+            stats->exp_stream_bits = e.exp_bits;
+            stats->index_bytes = 8 * e.n_groups + (e.n_segs * e.width + 7) / 8;
+        }
+        stats->total_bytes = size;
+    }
+    free(io.in);
+    free(io.out);
     free(e.seg_bits);
     return r;
 }

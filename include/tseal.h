@@ -206,6 +206,20 @@ void tseal_buf_free(tseal_buf *b);
 int tseal_codec_encode(const uint16_t *bf16, uint64_t rows, uint64_t cols,
                        const tseal_codec_params *params, tseal_buf *out, tseal_codec_stats *stats);
 
+/* Streaming encoder I/O: read n elements starting at element `first` into buf; receive the
+ * next `len` bytes of the blob. Both return 0 or a negative TSEAL_E_* code (which aborts). */
+typedef int (*tseal_read_fn)(void *ctx, uint64_t first, uint16_t *buf, uint64_t n);
+typedef int (*tseal_write_fn)(void *ctx, const void *buf, size_t len);
+
+/*
+ * The same blob as tseal_codec_encode, byte for byte, for tensors too large to hold in memory:
+ * the input is read in chunks (four passes) and the blob is written in order through `wr`.
+ * Memory stays bounded (a few MiB plus 4 bytes per segment). `blob_size` may be NULL.
+ */
+int tseal_codec_encode_stream(tseal_read_fn rd, void *rctx, uint64_t rows, uint64_t cols,
+                              const tseal_codec_params *params, tseal_write_fn wr, void *wctx,
+                              uint64_t *blob_size, tseal_codec_stats *stats);
+
 /* Parse and validate a coded blob (every field, table, index entry and padding byte). */
 int tseal_codec_view(const void *blob, size_t len, tseal_ct_view *view);
 
