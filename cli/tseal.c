@@ -5,15 +5,19 @@
  * Exit codes: 0 success, 1 failure, 2 usage error, 3 verification failed (corrupt or
  * mismatching data), 4 I/O error, 5 no GPU.
  */
+#define _GNU_SOURCE
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "bench.h"
 #include "tseal.h"
+#include "tseal_crypto.h"
 
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_VERIFY = 3, EXIT_IO = 4, EXIT_NOGPU = 5 };
 
@@ -54,6 +58,12 @@ static const char *main_help =
     "Usage: tseal <command> [options]\n"
     "\n"
     "Commands:\n"
+    "  keygen --sign NAME | --recipient NAME   create a signing or recipient key pair\n"
+    "  pack INPUT -o OUT ... pack a model file or folder into a signed, encrypted container\n"
+    "  inspect FILE          show a container's public header (no key needed)\n"
+    "  verify FILE --trust PUB [--key KEY]     check signature, every chunk (and with a key,\n"
+    "                        every tensor and file digest)\n"
+    "  unpack FILE --key KEY -o DIR            restore the original files byte for byte\n"
     "  bench codec PATH...   compression and speed of the exponent codec (vs zstd)\n"
     "  check PATH            strictly validate a safetensors file, sharded checkpoint or folder\n"
     "  convert IN -o OUT     copy a safetensors file with F32/F16 tensors converted to BF16\n"
@@ -267,6 +277,524 @@ static int cmd_check(int argc, char **argv) {
     return 0;
 }
 
+/* ---- progress ---------------------------------------------------------------------------- */
+
+typedef struct {
+    int quiet, tty;
+    double start, last;
+} progress_state;
+
+static void print_progress(void *ctx, const tseal_progress *p) {
+    progress_state *ps = ctx;
+    if (ps->quiet) return;
+    double now = tseal_now();
+    if (now - ps->last < (ps->tty ? 0.1 : 5.0)) return;
+    ps->last = now;
+    double rate = now > ps->start ? (double)p->done_bytes / (now - ps->start) / 1e6 : 0;
+    fprintf(stderr, "%s%s: %u/%u items, %.1f/%.1f MB, %.0f MB/s  %.40s%s",
+            ps->tty ? "\r\033[K" : "", p->stage, p->done_items, p->total_items,
+            (double)p->done_bytes / 1e6, (double)p->total_bytes / 1e6, rate, p->item ? p->item : "",
+            ps->tty ? "" : "\n");
+}
+
+static void end_progress(progress_state *ps) {
+    if (!ps->quiet && ps->tty && ps->last > 0) fprintf(stderr, "\r\033[K");
+}
+
+static progress_state make_progress(int quiet) {
+    progress_state ps = {quiet, isatty(2), tseal_now(), 0};
+    if (!ps.tty) ps.last = ps.start; /* logs: first line after 5 s */
+    return ps;
+}
+
+/* ---- keygen ------------------------------------------------------------------------------ */
+
+static const char *keygen_help =
+    "Usage: tseal keygen (--sign NAME | --recipient NAME) [--passphrase-file F] [--force] "
+    "[--json]\n"
+    "\n"
+    "Create a key pair:\n"
+    "  --sign NAME        Ed25519 signing key: NAME.sign.key (secret) and NAME.sign.pub\n"
+    "  --recipient NAME   X25519 recipient key: NAME.key (secret) and NAME.pub\n"
+    "NAME may include a folder (keys/vendor). The secret key file gets mode 0600. It is\n"
+    "written unencrypted unless --passphrase-file F is given (first line of F; the key is\n"
+    "then sealed with Argon2id + XSalsa20-Poly1305). Existing files are never overwritten\n"
+    "unless --force. The key id printed is what containers, policies and errors show.\n";
+
+static int cmd_keygen(int argc, char **argv) {
+    static const struct option opts[] = {{"sign", required_argument, 0, 's'},
+                                         {"recipient", required_argument, 0, 'r'},
+                                         {"passphrase-file", required_argument, 0, 'p'},
+                                         {"force", no_argument, 0, 'f'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *name = NULL, *passfile = NULL;
+    tseal_key_kind kind = 0;
+    int force = 0, json = 0, quiet = 0, c;
+    while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            name = optarg, kind = kind ? (tseal_key_kind)-1 : TSEAL_KEY_SIGN;
+            break;
+        case 'r':
+            name = optarg, kind = kind ? (tseal_key_kind)-1 : TSEAL_KEY_RECIPIENT;
+            break;
+        case 'p':
+            passfile = optarg;
+            break;
+        case 'f':
+            force = 1;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 'h':
+            fputs(keygen_help, stdout);
+            return 0;
+        default:
+            return usage_error("keygen", "unknown option");
+        }
+    }
+    if (optind != argc || !name || !*name ||
+        (kind != TSEAL_KEY_SIGN && kind != TSEAL_KEY_RECIPIENT))
+        return usage_error("keygen", "expected exactly one of --sign NAME or --recipient NAME");
+    const char *base = strrchr(name, '/');
+    base = base ? base + 1 : name;
+    size_t n = strlen(name) + 16;
+    char *skp = malloc(n), *pkp = malloc(n);
+    if (!skp || !pkp) return fail(tseal_err(TSEAL_E_NOMEM, "out of memory"));
+    snprintf(skp, n, "%s%s", name, kind == TSEAL_KEY_SIGN ? ".sign.key" : ".key");
+    snprintf(pkp, n, "%s%s", name, kind == TSEAL_KEY_SIGN ? ".sign.pub" : ".pub");
+    char *pass = NULL;
+    size_t pass_len = 0;
+    tseal_seckey *sk = NULL;
+    int r = passfile ? tseal_passphrase_read(passfile, &pass, &pass_len) : 0;
+    if (!r) r = tseal_keygen(kind, base, NULL, &sk);
+    if (!r) r = tseal_seckey_write(sk, skp, pass, pass_len, force);
+    if (!r) r = tseal_pubkey_write(&sk->pub, pkp, force);
+    if (r && access(skp, F_OK) == 0 && access(pkp, F_OK) != 0 && sk) unlink(skp); /* no half pair */
+    char id[33] = "";
+    if (!r) tseal_key_id_hex(sk->pub.key_id, id);
+    tseal_secure_free(pass);
+    tseal_seckey_free(sk);
+    if (!r) {
+        if (json)
+            printf("{\"secret_key\": \"%s\", \"public_key\": \"%s\", \"key_id\": \"%s\", \"kind\": "
+                   "\"%s\", "
+                   "\"passphrase_protected\": %s}\n",
+                   skp, pkp, id, kind == TSEAL_KEY_SIGN ? "sign" : "recipient",
+                   passfile ? "true" : "false");
+        else if (!quiet)
+            fprintf(stderr, "tseal keygen: wrote %s (secret, mode 0600, %s) and %s\n  key id %s\n",
+                    skp,
+                    passfile ? "passphrase-protected"
+                             : "NOT passphrase-protected: use --passphrase-file to protect it",
+                    pkp, id);
+    }
+    free(skp);
+    free(pkp);
+    return r ? fail(r) : 0;
+}
+
+/* ---- pack -------------------------------------------------------------------------------- */
+
+static const char *pack_help =
+    "Usage: tseal pack INPUT -o OUT.tseal --sign-key KEY -r RECIPIENT.pub [-r ...]\n"
+    "                  --model-id ID --version N [options]\n"
+    "\n"
+    "Pack a model (a .safetensors file, or a folder: every *.safetensors file is coded tensor\n"
+    "by tensor, every other file - config.json, tokenizer files, a shard index - is carried\n"
+    "as an opaque blob) into one signed, encrypted container. Each original file is restored\n"
+    "byte for byte by 'tseal unpack'. The output appears only when packing succeeded.\n"
+    "\n"
+    "Options:\n"
+    "  -o, --output FILE        container to write (required)\n"
+    "  --sign-key KEY           signer's secret key (tseal keygen --sign)\n"
+    "  --passphrase-file F      passphrase of the signing key, if it is protected\n"
+    "  -r, --recipient PUB      recipient public key (tseal keygen --recipient); 1..64\n"
+    "  --model-id ID            model identifier, e.g. acme/credit-7b (required)\n"
+    "  --version N              model version, a non-negative integer (required)\n"
+    "  --expires DATE           YYYY-MM-DD (valid through that day, UTC), an ISO time\n"
+    "                           YYYY-MM-DDTHH:MM:SSZ, or @UNIXSECONDS\n"
+    "  --chunk-size N           encryption chunk in bytes, power of two 4096..16777216\n"
+    "                           (default 65536)\n"
+    "  --segment N              codec segment size in weights (default 2048)\n"
+    "  -q, --quiet              no progress     --json   print the report as JSON\n";
+
+static int parse_time(const char *s, int64_t *out) {
+    unsigned long long v;
+    if (s[0] == '@') {
+        if (parse_uint(s + 1, (1ull << 62), &v)) return -1;
+        *out = (int64_t)v;
+        return 0;
+    }
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(s, "%Y-%m-%d", &tm);
+    if (!end) return -1;
+    if (*end == 0) {
+        tm.tm_hour = 23, tm.tm_min = 59, tm.tm_sec = 59;
+    } else {
+        end = strptime(end, "T%H:%M:%SZ", &tm);
+        if (!end || *end) return -1;
+    }
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1) return -1;
+    *out = (int64_t)t;
+    return 0;
+}
+
+static int cmd_pack(int argc, char **argv) {
+    static const struct option opts[] = {{"output", required_argument, 0, 'o'},
+                                         {"sign-key", required_argument, 0, 'k'},
+                                         {"passphrase-file", required_argument, 0, 'p'},
+                                         {"recipient", required_argument, 0, 'r'},
+                                         {"model-id", required_argument, 0, 'm'},
+                                         {"version", required_argument, 0, 'v'},
+                                         {"expires", required_argument, 0, 'e'},
+                                         {"chunk-size", required_argument, 0, 'c'},
+                                         {"segment", required_argument, 0, 's'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    tseal_pack_opts o;
+    memset(&o, 0, sizeof o);
+    tseal_codec_params_default(&o.codec);
+    const char *outp = NULL, *recips[64];
+    unsigned nr = 0;
+    int json = 0, quiet = 0, have_version = 0, c;
+    unsigned long long v;
+    while ((c = getopt_long(argc, argv, "o:r:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            outp = optarg;
+            break;
+        case 'k':
+            o.sign_key = optarg;
+            break;
+        case 'p':
+            o.sign_passphrase_file = optarg;
+            break;
+        case 'r':
+            if (nr >= 64) return usage_error("pack", "at most 64 recipients");
+            recips[nr++] = optarg;
+            break;
+        case 'm':
+            o.model_id = optarg;
+            break;
+        case 'v':
+            if (parse_uint(optarg, UINT64_MAX, &v))
+                return usage_error("pack", "--version: expected a non-negative integer");
+            o.version = v;
+            have_version = 1;
+            break;
+        case 'e':
+            if (parse_time(optarg, &o.expires))
+                return usage_error(
+                    "pack", "--expires: expected YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or @SECONDS");
+            break;
+        case 'c':
+            if (parse_uint(optarg, 1u << 24, &v) || v < 4096 || (v & (v - 1)))
+                return usage_error("pack", "--chunk-size: expected a power of two, 4096..16777216");
+            o.chunk_size = (uint32_t)v;
+            break;
+        case 's': {
+            if (parse_uint(optarg, 1u << TSEAL_SEG_LOG2_MAX, &v) ||
+                v < (1u << TSEAL_SEG_LOG2_MIN) || (v & (v - 1)))
+                return usage_error("pack", "--segment: expected a power of two, 64..16384");
+            uint8_t l = 0;
+            while ((1ull << l) < v) l++;
+            o.codec.seg_log2 = l;
+            break;
+        }
+        case 'j':
+            json = 1;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 'h':
+            fputs(pack_help, stdout);
+            return 0;
+        default:
+            return usage_error("pack", "unknown option");
+        }
+    }
+    if (optind + 1 != argc)
+        return usage_error("pack", "expected exactly one INPUT (a .safetensors file or a folder)");
+    if (!outp || !o.sign_key || !nr || !o.model_id || !have_version)
+        return usage_error("pack", "-o, --sign-key, -r, --model-id and --version are required");
+    o.recipients = recips;
+    o.n_recipients = nr;
+    progress_state ps = make_progress(quiet || json);
+    o.progress = print_progress;
+    o.progress_ctx = &ps;
+    tseal_pack_report rep;
+    int r = tseal_pack(argv[optind], outp, &o, &rep);
+    end_progress(&ps);
+    if (r) return fail(r);
+    double secs = tseal_now() - ps.start;
+    if (json) {
+        printf("{\"output\": \"%s\", \"files\": %u, \"tensors\": %u, \"coded_tensors\": %u, "
+               "\"segments\": %u, "
+               "\"original_bytes\": %llu, \"payload_bytes\": %llu, \"container_bytes\": %llu, "
+               "\"ratio\": %.6f, \"signer_key_id\": \"%s\", \"seconds\": %.3f}\n",
+               outp, rep.files, rep.tensors, rep.coded_tensors, rep.segments,
+               (unsigned long long)rep.original_bytes, (unsigned long long)rep.payload_bytes,
+               (unsigned long long)rep.container_bytes,
+               rep.original_bytes ? (double)rep.container_bytes / (double)rep.original_bytes : 0,
+               rep.signer_key_id, secs);
+    } else if (!quiet) {
+        fprintf(stderr,
+                "tseal pack: wrote %s: %u files, %u tensors (%u coded), %.1f MB -> %.1f MB "
+                "(%.2f%%), %u "
+                "recipient(s), signed by %s, %.1f s\n",
+                outp, rep.files, rep.tensors, rep.coded_tensors, (double)rep.original_bytes / 1e6,
+                (double)rep.container_bytes / 1e6,
+                rep.original_bytes
+                    ? 100.0 * (double)rep.container_bytes / (double)rep.original_bytes
+                    : 0,
+                nr, rep.signer_key_id, secs);
+    }
+    return 0;
+}
+
+/* ---- inspect ----------------------------------------------------------------------------- */
+
+static const char *inspect_help =
+    "Usage: tseal inspect FILE [--json]\n"
+    "\n"
+    "Print a container's public header: format, cipher suite, model id and version, times,\n"
+    "signer and recipient key ids, sizes. Needs no key and verifies nothing (use verify).\n"
+    "--json fields: format_version, suite, model_id, version, signer_key_ids,\n"
+    "recipient_count, payload_bytes, container_bytes, original_bytes, and more.\n";
+
+static void fmt_time(int64_t t, char *buf, size_t n) {
+    if (!t) {
+        snprintf(buf, n, "never");
+        return;
+    }
+    time_t tt = (time_t)t;
+    struct tm tm;
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&tt, &tm));
+}
+
+static int cmd_inspect(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int json = 0, c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j':
+            json = 1;
+            break;
+        case 'h':
+            fputs(inspect_help, stdout);
+            return 0;
+        default:
+            return usage_error("inspect", "unknown option");
+        }
+    }
+    if (optind + 1 != argc) return usage_error("inspect", "expected exactly one FILE");
+    tseal_container_info *in = malloc(sizeof *in);
+    if (!in) return fail(tseal_err(TSEAL_E_NOMEM, "out of memory"));
+    int r = tseal_inspect(argv[optind], in);
+    if (r) {
+        free(in);
+        return fail(r);
+    }
+    char created[40], expires[40];
+    fmt_time(in->created, created, sizeof created);
+    fmt_time(in->expires, expires, sizeof expires);
+    if (json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "path", argv[optind]);
+        cJSON_AddNumberToObject(j, "format_version", in->format_version);
+        cJSON_AddStringToObject(j, "suite", in->suite_name);
+        cJSON_AddNumberToObject(j, "suite_id", in->suite);
+        cJSON_AddStringToObject(j, "model_id", in->model_id);
+        cJSON_AddNumberToObject(j, "version", (double)in->version);
+        cJSON_AddStringToObject(j, "created", created);
+        if (in->expires)
+            cJSON_AddStringToObject(j, "expires", expires);
+        else
+            cJSON_AddNullToObject(j, "expires");
+        cJSON_AddStringToObject(j, "container_id", in->container_id);
+        cJSON_AddStringToObject(j, "signer_key_id", in->primary_signer_key_id);
+        cJSON *a = cJSON_AddArrayToObject(j, "signer_key_ids");
+        for (uint32_t i = 0; i < in->signature_count; i++)
+            cJSON_AddItemToArray(a, cJSON_CreateString(in->signer_key_ids[i]));
+        cJSON_AddNumberToObject(j, "recipient_count", in->recipient_count);
+        a = cJSON_AddArrayToObject(j, "recipient_key_ids");
+        for (uint32_t i = 0; i < in->recipient_count; i++)
+            cJSON_AddItemToArray(a, cJSON_CreateString(in->recipient_key_ids[i]));
+        cJSON_AddNumberToObject(j, "chunk_size", in->chunk_size);
+        cJSON_AddNumberToObject(j, "segment_count", in->segment_count);
+        cJSON_AddNumberToObject(j, "payload_bytes", (double)in->payload_bytes);
+        cJSON_AddNumberToObject(j, "container_bytes", (double)in->container_bytes);
+        cJSON_AddNumberToObject(j, "original_bytes", (double)in->original_bytes);
+        char *s = cJSON_Print(j);
+        printf("%s\n", s ? s : "{}");
+        free(s);
+        cJSON_Delete(j);
+    } else {
+        printf("container      %s\n", argv[optind]);
+        printf("format         version %u, suite %s\n", in->format_version, in->suite_name);
+        printf("model          %s, version %llu\n", in->model_id, (unsigned long long)in->version);
+        printf("created        %s\nexpires        %s\n", created, expires);
+        printf("signed by      %s (%u signature%s; not verified here: use tseal verify)\n",
+               in->primary_signer_key_id, in->signature_count, in->signature_count == 1 ? "" : "s");
+        for (uint32_t i = 0; i < in->signature_count; i++)
+            printf("  signer       %s\n", in->signer_key_ids[i]);
+        printf("recipients     %u\n", in->recipient_count);
+        for (uint32_t i = 0; i < in->recipient_count; i++)
+            printf("  recipient    %s\n", in->recipient_key_ids[i]);
+        printf("segments       %u in chunks of %u bytes\n", in->segment_count, in->chunk_size);
+        printf("sizes          original %llu, payload %llu, container %llu bytes (%.2f%% of the "
+               "original)\n",
+               (unsigned long long)in->original_bytes, (unsigned long long)in->payload_bytes,
+               (unsigned long long)in->container_bytes,
+               in->original_bytes ? 100.0 * (double)in->container_bytes / (double)in->original_bytes
+                                  : 0);
+    }
+    free(in);
+    return 0;
+}
+
+/* ---- verify, unpack ---------------------------------------------------------------------- */
+
+static const char *verify_help =
+    "Usage: tseal verify FILE --trust SIGNER.pub [--trust ...] [--key KEY] [--passphrase-file F]\n"
+    "                    [--json] [-q]\n"
+    "\n"
+    "Verify a container: every signature valid and one by a trusted key, not expired, and every\n"
+    "chunk of every segment equal to its signed SHA-256. With --key (a recipient secret key):\n"
+    "also unwrap the content key, check the key commitment, authenticate and decrypt every\n"
+    "chunk, parse the manifest, decode every tensor and check every tensor's and file's\n"
+    "signed SHA-256. Exit code 0 if everything verified, 3 if anything did not.\n";
+
+static const char *unpack_help =
+    "Usage: tseal unpack FILE --key KEY -o DIR [--trust SIGNER.pub ...] [--passphrase-file F]\n"
+    "                    [--json] [-q]\n"
+    "\n"
+    "Verify and restore every original file of the model under DIR (which must not exist or be\n"
+    "empty), byte for byte: each file is checked against its signed SHA-256. The files are\n"
+    "written into a temporary folder renamed to DIR only when everything verified, so a failure\n"
+    "leaves no output. Without --trust the signature is checked for consistency only and a\n"
+    "warning says the signer was not authenticated.\n";
+
+static int verify_or_unpack(int argc, char **argv, int unpack) {
+    static const struct option opts[] = {{"trust", required_argument, 0, 't'},
+                                         {"key", required_argument, 0, 'k'},
+                                         {"passphrase-file", required_argument, 0, 'p'},
+                                         {"output", required_argument, 0, 'o'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *cmd = unpack ? "unpack" : "verify", *trust[16], *outp = NULL;
+    tseal_verify_opts o;
+    memset(&o, 0, sizeof o);
+    unsigned nt = 0;
+    int json = 0, quiet = 0, c;
+    while ((c = getopt_long(argc, argv, "o:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 't':
+            if (nt >= 16) return usage_error(cmd, "at most 16 --trust keys");
+            trust[nt++] = optarg;
+            break;
+        case 'k':
+            o.key = optarg;
+            break;
+        case 'p':
+            o.passphrase_file = optarg;
+            break;
+        case 'o':
+            outp = optarg;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 'h':
+            fputs(unpack ? unpack_help : verify_help, stdout);
+            return 0;
+        default:
+            return usage_error(cmd, "unknown option");
+        }
+    }
+    if (optind + 1 != argc) return usage_error(cmd, "expected exactly one FILE");
+    if (unpack && (!o.key || !outp)) return usage_error(cmd, "--key and -o DIR are required");
+    if (!unpack && outp) return usage_error(cmd, "-o is for unpack");
+    if (!unpack && !nt) return usage_error(cmd, "--trust SIGNER.pub is required");
+    o.trust = trust;
+    o.n_trust = nt;
+    progress_state ps = make_progress(quiet || json);
+    o.progress = print_progress;
+    o.progress_ctx = &ps;
+    tseal_verify_report rep;
+    int r =
+        unpack ? tseal_unpack(argv[optind], outp, &o, &rep) : tseal_verify(argv[optind], &o, &rep);
+    end_progress(&ps);
+    if (json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "path", argv[optind]);
+        cJSON_AddBoolToObject(j, "ok", r == 0);
+        cJSON_AddBoolToObject(j, "signature_ok", rep.signature_ok);
+        cJSON_AddNumberToObject(j, "trusted_signatures", rep.trusted_signatures);
+        cJSON_AddBoolToObject(j, "signer_authenticated", rep.trusted_signatures > 0);
+        cJSON_AddBoolToObject(j, "decrypted", rep.decrypted);
+        cJSON_AddNumberToObject(j, "segments_checked", rep.segments_checked);
+        cJSON_AddNumberToObject(j, "tensors_checked", rep.tensors_checked);
+        cJSON_AddNumberToObject(j, "files_checked", rep.files_checked);
+        cJSON_AddNumberToObject(j, "bytes_checked", (double)rep.bytes_checked);
+        if (unpack && r == 0) cJSON_AddStringToObject(j, "output", outp);
+        if (r) {
+            cJSON_AddStringToObject(j, "error", tseal_errmsg());
+            cJSON_AddNumberToObject(j, "exit_code", exit_code(r));
+        }
+        char *s = cJSON_Print(j);
+        printf("%s\n", s ? s : "{}");
+        free(s);
+        cJSON_Delete(j);
+    }
+    if (r) return json ? exit_code(r) : fail(r);
+    if (unpack && !nt)
+        fprintf(stderr, "tseal unpack: warning: no --trust key given: the signature is intact but "
+                        "the signer is NOT "
+                        "authenticated\n");
+    if (!json && !quiet) {
+        if (unpack)
+            fprintf(stderr,
+                    "tseal unpack: restored %u files (%u tensors, %.1f MB) into %s; every file "
+                    "matches its signed "
+                    "SHA-256\n",
+                    rep.files_checked, rep.tensors_checked, (double)rep.bytes_checked / 1e6, outp);
+        else if (o.key)
+            fprintf(stderr,
+                    "tseal verify: OK: signed by a trusted key (%u), %u segments authenticated and "
+                    "decrypted, %u "
+                    "tensors and %u files match their signed SHA-256\n",
+                    rep.trusted_signatures, rep.segments_checked, rep.tensors_checked,
+                    rep.files_checked);
+        else
+            fprintf(stderr,
+                    "tseal verify: OK: signed by a trusted key (%u), every chunk of %u segments "
+                    "matches its "
+                    "signed hash (%.1f MB); add --key to decrypt and check every tensor\n",
+                    rep.trusted_signatures, rep.segments_checked, (double)rep.bytes_checked / 1e6);
+    }
+    return 0;
+}
+
 /* ---- convert, synth -------------------------------------------------------------------- */
 
 static const char *convert_help =
@@ -364,6 +892,11 @@ int main(int argc, char **argv) {
             if (!strcmp(argv[2], "check")) return cmd_check(2, sub);
             if (!strcmp(argv[2], "convert")) return cmd_convert(2, sub);
             if (!strcmp(argv[2], "synth")) return cmd_synth(2, sub);
+            if (!strcmp(argv[2], "keygen")) return cmd_keygen(2, sub);
+            if (!strcmp(argv[2], "pack")) return cmd_pack(2, sub);
+            if (!strcmp(argv[2], "inspect")) return cmd_inspect(2, sub);
+            if (!strcmp(argv[2], "verify")) return verify_or_unpack(2, sub, 0);
+            if (!strcmp(argv[2], "unpack")) return verify_or_unpack(2, sub, 1);
         }
         fputs(main_help, stdout);
         return 0;
@@ -378,6 +911,11 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
     if (!strcmp(cmd, "synth")) return cmd_synth(argc - 1, argv + 1);
+    if (!strcmp(cmd, "keygen")) return cmd_keygen(argc - 1, argv + 1);
+    if (!strcmp(cmd, "pack")) return cmd_pack(argc - 1, argv + 1);
+    if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
+    if (!strcmp(cmd, "verify")) return verify_or_unpack(argc - 1, argv + 1, 0);
+    if (!strcmp(cmd, "unpack")) return verify_or_unpack(argc - 1, argv + 1, 1);
     fprintf(stderr, "tseal: unknown command '%s'\n\n%s", cmd, main_help);
     return EXIT_USAGE;
 }

@@ -107,15 +107,17 @@ static void join_plane(const uint8_t *plane, const uint8_t *exps, uint16_t *out,
 typedef struct {
     const tseal_ct_view *v;
     const dtabs *t;
-    uint16_t *out;
+    uint16_t *out; /* receives elements from elem0 on */
+    uint64_t elem0;
+    uint64_t seg0, seg1; /* segments to decode */
     uint64_t segs_per_item;
 } job;
 
 static int decode_range(void *arg, unsigned item) {
     const job *jb = arg;
     const tseal_ct_view *v = jb->v;
-    uint64_t j0 = (uint64_t)item * jb->segs_per_item;
-    uint64_t j1 = j0 + jb->segs_per_item < v->n_segs ? j0 + jb->segs_per_item : v->n_segs;
+    uint64_t j0 = jb->seg0 + (uint64_t)item * jb->segs_per_item;
+    uint64_t j1 = j0 + jb->segs_per_item < jb->seg1 ? j0 + jb->segs_per_item : jb->seg1;
     size_t stride = ((size_t)1 << v->seg_log2) + LANE_SLACK;
     uint8_t *buf = malloc(LANES * stride);
     if (!buf) return tseal_err(TSEAL_E_NOMEM, "out of memory in the decoder");
@@ -142,7 +144,7 @@ static int decode_range(void *arg, unsigned item) {
             r = finish_lane(jb->t, v->exp_stream, &ln[i], j + i);
             if (r == 0) {
                 uint64_t first = tseal_ct_seg_first(v, j + i);
-                join_plane(v->plane + first, buf + i * stride, jb->out + first,
+                join_plane(v->plane + first, buf + i * stride, jb->out + (first - jb->elem0),
                            tseal_ct_seg_nsyms(v, j + i));
             }
         }
@@ -151,39 +153,51 @@ static int decode_range(void *arg, unsigned item) {
     return r;
 }
 
-static void join_const(const tseal_ct_view *v, uint16_t *out) {
-    const uint8_t *p = v->plane;
+static void join_const(const tseal_ct_view *v, uint64_t first, uint64_t n, uint16_t *out) {
+    const uint8_t *p = v->plane + first;
     unsigned e = (unsigned)v->const_exp << 7;
-    for (uint64_t i = 0; i < v->n_elems; i++)
+    for (uint64_t i = 0; i < n; i++)
         out[i] = (uint16_t)(((p[i] & 0x80u) << 8) | e | (p[i] & 0x7Fu));
 }
 
-int tseal_codec_decode_fast(const tseal_ct_view *v, void *out, unsigned nthreads) {
+int tseal_codec_decode_rows(const tseal_ct_view *v, uint64_t row_begin, uint64_t row_end, void *out,
+                            unsigned nthreads) {
+    if (row_begin > row_end || row_end > v->rows)
+        return tseal_err(TSEAL_E_INVAL, "rows [%llu, %llu) outside the tensor's %llu rows",
+                         (unsigned long long)row_begin, (unsigned long long)row_end,
+                         (unsigned long long)v->rows);
+    uint64_t first = row_begin * v->cols, n = (row_end - row_begin) * v->cols;
     switch (v->mode) {
     case TSEAL_CT_MODE_RAW:
-        memcpy(out, v->raw, v->n_elems * v->elem_size);
+        memcpy(out, v->raw + first * v->elem_size, n * v->elem_size);
         return 0;
     case TSEAL_CT_MODE_CONST:
-        join_const(v, out);
+        join_const(v, first, n, out);
         return 0;
     case TSEAL_CT_MODE_HUFF:
         break;
     default:
         return tseal_err(TSEAL_E_INVAL, "coded tensor: unknown mode %u", v->mode);
     }
+    if (n == 0) return 0;
     dtabs *t = malloc(sizeof *t);
     if (!t) return tseal_err(TSEAL_E_NOMEM, "out of memory in the decoder");
     tseal_huff_build_dtab(v->code_len, t->multi, t->single);
 
     if (nthreads == 0) nthreads = tseal_cpu_count();
-    if (v->n_elems < (1u << 18)) nthreads = 1; /* thread start-up would cost more than it saves */
+    if (n < (1u << 18)) nthreads = 1; /* thread start-up would cost more than it saves */
     /* Several items per thread balance uneven segments; items hold whole groups of lanes. */
+    uint64_t seg0 = row_begin * v->segs_per_row, seg1 = row_end * v->segs_per_row;
     uint64_t items = (uint64_t)nthreads * 8;
-    uint64_t spi = (v->n_segs + items - 1) / items;
+    uint64_t spi = (seg1 - seg0 + items - 1) / items;
     spi = (spi + LANES - 1) / LANES * LANES;
     if (spi < 16) spi = 16;
-    job jb = {v, t, out, spi};
-    int r = tseal_parallel((unsigned)((v->n_segs + spi - 1) / spi), nthreads, decode_range, &jb);
+    job jb = {v, t, out, first, seg0, seg1, spi};
+    int r = tseal_parallel((unsigned)((seg1 - seg0 + spi - 1) / spi), nthreads, decode_range, &jb);
     free(t);
     return r;
+}
+
+int tseal_codec_decode_fast(const tseal_ct_view *v, void *out, unsigned nthreads) {
+    return tseal_codec_decode_rows(v, 0, v->rows, out, nthreads);
 }

@@ -236,6 +236,13 @@ int tseal_codec_decode_ref(const tseal_ct_view *view, void *out);
  */
 int tseal_codec_decode_fast(const tseal_ct_view *view, void *out, unsigned nthreads);
 
+/*
+ * Fast decoder over the rows [row_begin, row_end) of the segmentation geometry only: `out`
+ * receives (row_end - row_begin) * cols elements. Bounds the output buffer of huge tensors.
+ */
+int tseal_codec_decode_rows(const tseal_ct_view *view, uint64_t row_begin, uint64_t row_end,
+                            void *out, unsigned nthreads);
+
 /* Shannon entropy (bits per weight) of the exponent field of n BF16 values. */
 double tseal_codec_exponent_entropy(const uint16_t *bf16, uint64_t n);
 
@@ -246,6 +253,108 @@ double tseal_codec_exponent_entropy(const uint16_t *bf16, uint64_t n);
  */
 #define TSEAL_HUFF_MAX_MEASURE_BITS 24
 double tseal_codec_limited_bits(const uint64_t hist[256], unsigned limit);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Container: pack, inspect, verify, unpack (format: docs/FORMAT.md section 5)                */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Progress of a long operation (for a CLI's status line). */
+typedef struct {
+    const char *stage; /* "pack", "verify", "unpack" */
+    const char *item;  /* current file or tensor name */
+    uint64_t done_bytes, total_bytes;
+    uint32_t done_items, total_items;
+} tseal_progress;
+typedef void (*tseal_progress_fn)(void *ctx, const tseal_progress *p);
+
+typedef struct {
+    const char *model_id;             /* required: printable UTF-8, 1..256 bytes */
+    uint64_t version;                 /* model version (rollback protection compares it) */
+    int64_t expires;                  /* unix seconds, 0 = never */
+    uint32_t chunk_size;              /* 0 = 64 KiB; a power of two, 4 KiB..16 MiB */
+    tseal_codec_params codec;         /* zero = defaults */
+    const char *sign_key;             /* signer's secret key file */
+    const char *sign_passphrase_file; /* NULL if the key is not protected */
+    const char *const *recipients;    /* recipient public key files, 1..64 */
+    unsigned n_recipients;
+    tseal_progress_fn progress;
+    void *progress_ctx;
+    /* For published test vectors only: all randomness from this 32-byte seed, and this
+     * creation time. NULL / 0 in real use. */
+    const uint8_t *test_seed;
+    int64_t test_created;
+} tseal_pack_opts;
+
+typedef struct {
+    uint32_t files, tensors, coded_tensors, segments;
+    uint64_t original_bytes;  /* all input files */
+    uint64_t payload_bytes;   /* encrypted segments */
+    uint64_t container_bytes; /* the whole output file */
+    char signer_key_id[33];
+} tseal_pack_report;
+
+/*
+ * Pack `input` (a .safetensors file, or a folder: *.safetensors files become coded tensors,
+ * every other regular file an opaque blob) into the container `output`, written through a
+ * temporary file renamed on success. Memory stays bounded whatever the model size.
+ */
+int tseal_pack(const char *input, const char *output, const tseal_pack_opts *opts,
+               tseal_pack_report *report);
+
+/* The public header, readable without any key and not verified. */
+typedef struct {
+    uint32_t format_version, suite;
+    char suite_name[64];
+    char model_id[257];
+    uint64_t version;
+    int64_t created, expires;
+    char container_id[33];
+    uint32_t chunk_size;
+    uint32_t recipient_count;
+    char recipient_key_ids[64][33];
+    uint32_t signature_count;
+    char signer_key_ids[16][33];
+    char primary_signer_key_id[33];
+    uint32_t segment_count;
+    uint64_t payload_bytes, container_bytes, original_bytes;
+} tseal_container_info;
+
+int tseal_inspect(const char *path, tseal_container_info *info);
+
+typedef struct {
+    const char *const *trust; /* trusted signer public key files (verify requires >= 1) */
+    unsigned n_trust;
+    const char *key; /* recipient secret key file: enables decryption checks */
+    const char *passphrase_file;
+    int64_t now; /* 0 = the current time (expiry check) */
+    tseal_progress_fn progress;
+    void *progress_ctx;
+} tseal_verify_opts;
+
+typedef struct {
+    int signature_ok; /* every signature valid and >= 1 by a trusted key */
+    unsigned trusted_signatures;
+    int decrypted; /* a key was given and every chunk authenticated */
+    uint32_t segments_checked, tensors_checked, files_checked;
+    uint64_t bytes_checked;
+} tseal_verify_report;
+
+/*
+ * Verify the signature(s) against the trusted keys, the expiry, and every chunk of every
+ * segment against its signed hash. With a key: also unwrap the content key, check the key
+ * commitment, authenticate and decrypt every chunk, parse the manifest, decode every tensor
+ * and check it against its signed SHA-256.
+ */
+int tseal_verify(const char *path, const tseal_verify_opts *opts, tseal_verify_report *report);
+
+/*
+ * Verify and restore every original file, byte for byte, under `outdir` (which must not exist
+ * or be empty), checking each file's SHA-256. Writes into a temporary folder renamed on
+ * success: a failure leaves nothing. Without trusted keys the signature is checked for
+ * consistency only (report->trusted_signatures == 0).
+ */
+int tseal_unpack(const char *path, const char *outdir, const tseal_verify_opts *opts,
+                 tseal_verify_report *report);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Model tools: dtype conversion and the synthetic sample model                               */

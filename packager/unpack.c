@@ -1,0 +1,402 @@
+/*
+ * unpack.c - inspect, verify and unpack a container.
+ *
+ * Order of checks (verify before decrypt): header and signature block parsed from one read;
+ * every signature valid and one by a trusted key; expiry; with a key, the content key
+ * unwrapped and checked against the signed commitment; then segment by segment the chunk
+ * hash list against the header, each chunk against its list entry, and only those same bytes
+ * decrypted (tseal_segreader). Unpack rebuilds every file in a temporary folder, checks each
+ * file's SHA-256 (and each tensor's), and renames the folder only when everything matched.
+ */
+#define _XOPEN_SOURCE 700
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "container.h"
+#include "internal.h"
+#include "manifest.h"
+
+#define DECODE_BATCH_BYTES (16ull << 20) /* decoded BF16 bytes held at a time */
+
+/* ---- inspect ---------------------------------------------------------------------------- */
+
+int tseal_inspect(const char *path, tseal_container_info *info) {
+    memset(info, 0, sizeof *info);
+    tseal_container *c;
+    int r = tseal_container_open(path, &c);
+    if (r) return r;
+    const tseal_header *h = &c->h;
+    info->format_version = h->format_version;
+    info->suite = h->suite;
+    snprintf(info->suite_name, sizeof info->suite_name, "%s",
+             h->suite == TSEAL_SUITE_V1 ? "ed25519-x25519-chacha20poly1305-sha256" : "unknown");
+    snprintf(info->model_id, sizeof info->model_id, "%s", h->model_id);
+    info->version = h->model_version;
+    info->created = h->created;
+    info->expires = h->expires;
+    tseal_hex(h->container_id, 16, info->container_id);
+    info->chunk_size = h->chunk_size;
+    info->recipient_count = h->n_recipients;
+    for (uint32_t i = 0; i < h->n_recipients; i++)
+        tseal_key_id_hex(h->stanzas[i].key_id, info->recipient_key_ids[i]);
+    info->signature_count = c->n_sigs;
+    for (uint32_t i = 0; i < c->n_sigs; i++)
+        tseal_key_id_hex(c->sigs[i].key_id, info->signer_key_ids[i]);
+    tseal_key_id_hex(h->signer_key_id, info->primary_signer_key_id);
+    info->segment_count = h->n_segments;
+    info->payload_bytes = h->payload_bytes;
+    info->container_bytes = c->file_size;
+    info->original_bytes = h->original_bytes;
+    tseal_container_close(c);
+    return 0;
+}
+
+/* ---- shared verification state ------------------------------------------------------------ */
+
+typedef struct {
+    const tseal_verify_opts *o;
+    tseal_verify_report *rep;
+    tseal_container *c;
+    uint8_t *content_key; /* secure; NULL without a key */
+    uint8_t *chunk;       /* secure: one plaintext chunk */
+    tseal_manifest m;
+    tseal_sha256_ctx *file_sha, *tensor_sha;
+    const char *outdir; /* temporary folder for unpack, NULL for verify */
+    int fd;             /* file being written, or -1 */
+    uint64_t done_bytes, total_bytes;
+    uint32_t done_items, total_items;
+} vctx;
+
+static void progress(vctx *v, const char *stage, const char *item) {
+    if (!v->o->progress) return;
+    tseal_progress p = {stage, item, v->done_bytes, v->total_bytes, v->done_items, v->total_items};
+    v->o->progress(v->o->progress_ctx, &p);
+}
+
+static int load_trust(const tseal_verify_opts *o, tseal_pubkey **keys) {
+    *keys = NULL;
+    if (!o->n_trust) return 0;
+    *keys = calloc(o->n_trust, sizeof **keys);
+    if (!*keys) return tseal_err(TSEAL_E_NOMEM, "out of memory");
+    for (unsigned i = 0; i < o->n_trust; i++) {
+        int r = tseal_pubkey_read(o->trust[i], &(*keys)[i]);
+        if (r) return r;
+        if ((*keys)[i].kind != TSEAL_KEY_SIGN)
+            return tseal_err(TSEAL_E_INVAL, "%s: not a signing public key", o->trust[i]);
+    }
+    return 0;
+}
+
+static int check_expiry(const vctx *v) {
+    int64_t now = v->o->now ? v->o->now : (int64_t)time(NULL);
+    if (v->c->h.expires && now > v->c->h.expires) {
+        char buf[32];
+        time_t t = (time_t)v->c->h.expires;
+        struct tm tm;
+        strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&t, &tm));
+        return tseal_err(TSEAL_E_VERIFY, "%s: artifact expired %s", v->c->path, buf);
+    }
+    return 0;
+}
+
+static int unwrap_key(vctx *v) {
+    char *pass = NULL;
+    size_t pass_len = 0;
+    tseal_seckey *sk = NULL;
+    int r =
+        v->o->passphrase_file ? tseal_passphrase_read(v->o->passphrase_file, &pass, &pass_len) : 0;
+    if (!r) r = tseal_seckey_read(v->o->key, pass, pass_len, &sk);
+    tseal_secure_free(pass);
+    if (!r) {
+        v->content_key = tseal_secure_alloc(TSEAL_SYM_KEY_BYTES);
+        r = v->content_key ? tseal_container_unwrap(v->c, sk, v->content_key) : TSEAL_E_NOMEM;
+    }
+    tseal_seckey_free(sk);
+    return r;
+}
+
+/* Hash-check every chunk of a segment (no key). */
+static int check_segment(vctx *v, uint32_t i) {
+    tseal_segreader sr;
+    int r = tseal_segreader_open(&sr, v->c, i, NULL);
+    uint64_t len;
+    while (!r && (r = tseal_segreader_next(&sr, NULL, &len)) == 1) {
+        v->done_bytes += len;
+        r = 0;
+    }
+    tseal_segreader_close(&sr);
+    v->rep->segments_checked++;
+    return r;
+}
+
+/* Decrypt a whole segment into secure memory (manifest, coded tensors). */
+static int read_segment(vctx *v, uint32_t i, uint64_t max, uint8_t **out, uint64_t *len) {
+    const tseal_segment *s = &v->c->h.segments[i];
+    *out = NULL;
+    if (s->pt_len > max)
+        return tseal_err(TSEAL_E_LIMIT, "%s: segment %u is %llu bytes (limit %llu)", v->c->path, i,
+                         (unsigned long long)s->pt_len, (unsigned long long)max);
+    uint8_t *b = tseal_secure_alloc(s->pt_len ? s->pt_len : 1);
+    if (!b) return TSEAL_E_NOMEM;
+    tseal_segreader sr;
+    int r = tseal_segreader_open(&sr, v->c, i, v->content_key);
+    uint64_t pos = 0, n;
+    while (!r && (r = tseal_segreader_next(&sr, b + pos, &n)) == 1) {
+        pos += n;
+        r = 0;
+    }
+    tseal_segreader_close(&sr);
+    if (r) {
+        tseal_secure_free(b);
+        return r;
+    }
+    v->rep->segments_checked++;
+    *out = b;
+    *len = pos;
+    return 0;
+}
+
+/* Plaintext out: to the file hash, the tensor hash (if any) and the output file (if any). */
+static int emit(vctx *v, const void *p, size_t n, int tensor) {
+    int r = tseal_sha256_update(v->file_sha, p, n);
+    if (!r && tensor) r = tseal_sha256_update(v->tensor_sha, p, n);
+    if (!r && v->fd >= 0) r = tseal_write_full(v->fd, p, n, "output file");
+    v->done_bytes += n;
+    return r;
+}
+
+/* Stream a segment's chunks to emit(). */
+static int stream_segment(vctx *v, uint32_t i, int tensor) {
+    tseal_segreader sr;
+    int r = tseal_segreader_open(&sr, v->c, i, v->content_key);
+    uint64_t n;
+    while (!r && (r = tseal_segreader_next(&sr, v->chunk, &n)) == 1) {
+        r = emit(v, v->chunk, n, tensor);
+        tseal_wipe(v->chunk, n);
+    }
+    tseal_segreader_close(&sr);
+    if (!r) v->rep->segments_checked++;
+    return r;
+}
+
+static int decode_coded(vctx *v, const tseal_mf_tensor *t, const uint8_t *blob, uint64_t len) {
+    tseal_ct_view cv;
+    int r = tseal_codec_view(blob, len, &cv);
+    if (r) return r;
+    if (cv.elem_size != 2 || cv.n_elems * 2 != t->bytes)
+        return tseal_err(TSEAL_E_CORRUPT,
+                         "coded tensor holds %llu elements, the manifest says %llu bytes",
+                         (unsigned long long)cv.n_elems, (unsigned long long)t->bytes);
+    uint64_t row_bytes = cv.cols * 2, rows_per = row_bytes ? DECODE_BATCH_BYTES / row_bytes : 1;
+    if (rows_per == 0) rows_per = 1;
+    uint64_t buf_bytes = (rows_per < cv.rows ? rows_per : cv.rows) * row_bytes;
+    uint8_t *out = tseal_secure_alloc(buf_bytes ? buf_bytes : 2);
+    if (!out) return TSEAL_E_NOMEM;
+    for (uint64_t row = 0; row < cv.rows && !r; row += rows_per) {
+        uint64_t end = row + rows_per < cv.rows ? row + rows_per : cv.rows;
+        r = tseal_codec_decode_rows(&cv, row, end, out, 0);
+        if (!r) r = emit(v, out, (end - row) * row_bytes, 1);
+    }
+    tseal_secure_free(out);
+    return r;
+}
+
+static int restore_tensor(vctx *v, const tseal_mf_tensor *t) {
+    progress(v, v->fd >= 0 ? "unpack" : "verify", t->name);
+    int r;
+    if (t->coded) {
+        uint8_t *blob;
+        uint64_t len;
+        r = read_segment(v, t->segment, UINT64_MAX, &blob, &len);
+        if (!r) r = decode_coded(v, t, blob, len);
+        tseal_secure_free(blob);
+    } else {
+        r = stream_segment(v, t->segment, 1);
+    }
+    uint8_t h[TSEAL_HASH_BYTES];
+    if (!r) r = tseal_sha256_final(v->tensor_sha, h);
+    if (!r && !tseal_equal(h, t->sha256, TSEAL_HASH_BYTES))
+        r = tseal_err(TSEAL_E_VERIFY, "decoded bytes do not match the signed SHA-256");
+    if (r) tseal_err_context("%s: tensor '%.200s': ", v->c->path, t->name);
+    v->rep->tensors_checked += r == 0;
+    v->done_items++;
+    return r;
+}
+
+/* Create the parent folders of `rel` under the output folder. */
+static int make_parents(const char *root, const char *rel) {
+    char p[TSEAL_MF_MAX_PATH + 4096 + 2];
+    snprintf(p, sizeof p, "%s/%s", root, rel);
+    for (char *s = p + strlen(root) + 1; (s = strchr(s, '/')) != NULL; s++) {
+        *s = 0;
+        if (mkdir(p, 0755) != 0 && errno != EEXIST)
+            return tseal_err(TSEAL_E_IO, "%s: mkdir: %s", p, strerror(errno));
+        struct stat st;
+        if (lstat(p, &st) != 0 || !S_ISDIR(st.st_mode))
+            return tseal_err(TSEAL_E_CORRUPT, "%s: not a folder", p);
+        *s = '/';
+    }
+    return 0;
+}
+
+static int restore_file(vctx *v, const tseal_mf_file *f) {
+    int r = 0;
+    if (v->outdir) {
+        char p[TSEAL_MF_MAX_PATH + 4096 + 2];
+        r = make_parents(v->outdir, f->path);
+        snprintf(p, sizeof p, "%s/%s", v->outdir, f->path);
+        if (!r && (v->fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644)) < 0)
+            r = tseal_err(TSEAL_E_IO, "%s: cannot create: %s", p, strerror(errno));
+    }
+    if (!r && f->kind == TSEAL_FILE_BLOB) {
+        progress(v, v->fd >= 0 ? "unpack" : "verify", f->path);
+        r = stream_segment(v, f->segment, 0);
+        v->done_items++;
+    } else if (!r) {
+        r = stream_segment(v, f->segment, 0);
+        for (uint32_t k = 0; k < f->n_tensors && !r; k++)
+            r = restore_tensor(v, &v->m.tensors[f->first_tensor + k]);
+    }
+    uint8_t h[TSEAL_HASH_BYTES];
+    if (!r) r = tseal_sha256_final(v->file_sha, h);
+    if (!r && !tseal_equal(h, f->sha256, TSEAL_HASH_BYTES))
+        r = tseal_err(TSEAL_E_VERIFY,
+                      "%s: file '%s': rebuilt bytes do not match the signed SHA-256", v->c->path,
+                      f->path);
+    if (v->fd >= 0) {
+        if (!r && fsync(v->fd) != 0)
+            r = tseal_err(TSEAL_E_IO, "%s: fsync: %s", f->path, strerror(errno));
+        if (close(v->fd) != 0 && !r)
+            r = tseal_err(TSEAL_E_IO, "%s: close: %s", f->path, strerror(errno));
+        v->fd = -1;
+    }
+    v->rep->files_checked += r == 0;
+    return r;
+}
+
+/* Everything after the signature check: segments (and with a key, the whole model). */
+static int verify_body(vctx *v) {
+    const tseal_header *h = &v->c->h;
+    v->total_bytes = h->original_bytes;
+    if (!v->content_key) {
+        v->total_bytes = h->payload_bytes;
+        int r = 0;
+        for (uint32_t i = 0; i < h->n_segments && !r; i++) r = check_segment(v, i);
+        v->rep->bytes_checked = v->done_bytes;
+        return r;
+    }
+    uint8_t *mf;
+    uint64_t mf_len;
+    int r = read_segment(v, h->n_segments - 1, TSEAL_MF_MAX_BYTES, &mf, &mf_len);
+    if (!r) r = tseal_mf_parse(mf, mf_len, h, v->c->path, &v->m);
+    tseal_secure_free(mf);
+    if (r) return r;
+    v->total_items = v->m.n_tensors;
+    for (uint32_t i = 0; i < v->m.n_files; i++)
+        v->total_items += v->m.files[i].kind == TSEAL_FILE_BLOB;
+    for (uint32_t i = 0; i < v->m.n_files && !r; i++) r = restore_file(v, &v->m.files[i]);
+    v->rep->decrypted = r == 0;
+    v->rep->bytes_checked = v->done_bytes;
+    return r;
+}
+
+static int run(const char *path, const tseal_verify_opts *o, tseal_verify_report *rep,
+               const char *tmpdir, int need_trust) {
+    tseal_verify_report dummy;
+    if (!rep) rep = &dummy;
+    memset(rep, 0, sizeof *rep);
+    if (need_trust && o->n_trust == 0)
+        return tseal_err(TSEAL_E_INVAL, "verify needs at least one trusted key (--trust)");
+    vctx v = {.o = o, .rep = rep, .outdir = tmpdir, .fd = -1};
+    tseal_pubkey *trusted = NULL;
+    int r = tseal_container_open(path, &v.c);
+    if (!r) r = load_trust(o, &trusted);
+    if (!r)
+        r = tseal_container_check_signatures(v.c, trusted, o->n_trust, &rep->trusted_signatures);
+    if (!r) rep->signature_ok = 1;
+    if (!r) r = check_expiry(&v);
+    if (!r && o->key) r = unwrap_key(&v);
+    if (!r) {
+        v.chunk = tseal_secure_alloc(v.c->h.chunk_size);
+        if (!v.chunk) r = TSEAL_E_NOMEM;
+    }
+    if (!r) r = tseal_sha256_new(&v.file_sha);
+    if (!r) r = tseal_sha256_new(&v.tensor_sha);
+    if (!r) r = verify_body(&v);
+    if (v.fd >= 0) close(v.fd);
+    tseal_sha256_free(v.file_sha);
+    tseal_sha256_free(v.tensor_sha);
+    tseal_secure_free(v.chunk);
+    tseal_secure_free(v.content_key);
+    tseal_mf_free(&v.m);
+    tseal_container_close(v.c);
+    free(trusted);
+    return r;
+}
+
+int tseal_verify(const char *path, const tseal_verify_opts *o, tseal_verify_report *rep) {
+    return run(path, o, rep, NULL, 1);
+}
+
+/* ---- unpack ------------------------------------------------------------------------------ */
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+static int dir_state(const char *dir, int *exists) {
+    struct stat st;
+    *exists = 0;
+    if (lstat(dir, &st) != 0)
+        return errno == ENOENT ? 0 : tseal_err(TSEAL_E_IO, "%s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return tseal_err(TSEAL_E_INVAL, "%s: exists and is not a folder", dir);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0) close(fd);
+        return tseal_err(TSEAL_E_IO, "%s: %s", dir, strerror(errno));
+    }
+    struct dirent *e;
+    int empty = 1;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = 0;
+    closedir(d);
+    if (!empty) return tseal_err(TSEAL_E_INVAL, "%s: exists and is not empty", dir);
+    *exists = 1;
+    return 0;
+}
+
+int tseal_unpack(const char *path, const char *outdir, const tseal_verify_opts *o,
+                 tseal_verify_report *rep) {
+    int exists;
+    int r = dir_state(outdir, &exists);
+    if (r) return r;
+    size_t n = strlen(outdir);
+    char *tmp = malloc(n + 16);
+    if (!tmp) return tseal_err(TSEAL_E_NOMEM, "out of memory");
+    while (n > 1 && outdir[n - 1] == '/') n--;
+    snprintf(tmp, n + 16, "%.*s.tmp.XXXXXX", (int)n, outdir);
+    if (!mkdtemp(tmp)) {
+        r = tseal_err(TSEAL_E_IO, "%s: cannot create a temporary folder: %s", tmp, strerror(errno));
+        free(tmp);
+        return r;
+    }
+    r = run(path, o, rep, tmp, 0);
+    if (!r && exists && rmdir(outdir) != 0)
+        r = tseal_err(TSEAL_E_IO, "%s: %s", outdir, strerror(errno));
+    if (!r && rename(tmp, outdir) != 0)
+        r = tseal_err(TSEAL_E_IO, "%s: rename: %s", outdir, strerror(errno));
+    if (r) nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(tmp);
+    return r;
+}
