@@ -67,3 +67,87 @@ Test(vectors, v3_raw) {
     for (unsigned i = 0; i < 300; i++) x[i] = (uint16_t)((i * 2654435761u) >> 16);
     check_vector("V3", x, 3, 100, NULL, TSEAL_CT_MODE_RAW, V3_SIZE, V3_SHA);
 }
+
+/* ---- container test vector (docs/FORMAT.md section 5.7) ---------------------------------- */
+
+#include <sys/stat.h>
+
+#include "tseal_crypto.h"
+
+#define CV_SHA "122c395a17db55fb0cbce3a03b38ecf755e2d4d71a5c8612f2eec824e391b210"
+
+static void keyfile(tseal_key_kind kind, uint8_t seed, const char *sk_path, const char *pk_path,
+                    char *sk_hex) {
+    tseal_rng rng = {.counter = 0};
+    memset(rng.seed, seed, sizeof rng.seed);
+    tseal_seckey *k;
+    cr_assert_eq(
+        tseal_keygen(kind, kind == TSEAL_KEY_SIGN ? "vector-signer" : "vector-recipient", &rng, &k),
+        0);
+    cr_assert_eq(tseal_seckey_write(k, sk_path, NULL, 0, 1), 0);
+    cr_assert_eq(tseal_pubkey_write(&k->pub, pk_path, 1), 0);
+    size_t n = kind == TSEAL_KEY_SIGN ? 32 : 32; /* Ed25519 seed / X25519 scalar */
+    for (size_t i = 0; i < n; i++) snprintf(sk_hex + 2 * i, 3, "%02x", k->sk[i]);
+    tseal_seckey_free(k);
+}
+
+Test(vectors, container_v1) {
+    char dir[] = "/tmp/tseal-vec-XXXXXX", p[8][128];
+    cr_assert_not_null(mkdtemp(dir));
+    const char *names[8] = {"model",
+                            "model/model.safetensors",
+                            "model/config.json",
+                            "s.key",
+                            "s.pub",
+                            "r.key",
+                            "r.pub",
+                            "v.tseal"};
+    for (int i = 0; i < 8; i++) snprintf(p[i], sizeof p[i], "%s/%s", dir, names[i]);
+    mkdir(p[0], 0755);
+    tseal_st_writer *w;
+    cr_assert_eq(tseal_st_writer_open(p[1], &w), 0);
+    uint64_t shape[2] = {16, 64};
+    cr_assert_eq(tseal_st_writer_add(w, "w", TSEAL_DT_BF16, 2, shape), 0);
+    for (unsigned i = 0; i < 16 * 64; i++) {
+        uint16_t v =
+            (uint16_t)((i & 1) << 15 | (118 + (i % 7 == 0) + (i % 3 == 0) + (i % 11 == 0)) << 7 |
+                       (i * 29) % 128);
+        cr_assert_eq(tseal_st_writer_write(w, &v, 2), 0);
+    }
+    cr_assert_eq(tseal_st_writer_commit(w), 0);
+    FILE *fh = fopen(p[2], "w");
+    fputs("{\"model_type\": \"vector\"}\n", fh);
+    fclose(fh);
+    char s_hex[65], r_hex[65];
+    keyfile(TSEAL_KEY_SIGN, 0x11, p[3], p[4], s_hex);
+    keyfile(TSEAL_KEY_RECIPIENT, 0x22, p[5], p[6], r_hex);
+    uint8_t seed[32];
+    memset(seed, 0x33, sizeof seed);
+    const char *rec[1] = {p[6]};
+    tseal_pack_opts o = {.model_id = "tseal/test-vector",
+                         .version = 1,
+                         .chunk_size = 4096,
+                         .sign_key = p[3],
+                         .recipients = rec,
+                         .n_recipients = 1,
+                         .test_seed = seed,
+                         .test_created = 1767225600};
+    cr_assert_eq(tseal_pack(p[0], p[7], &o, NULL), 0, "%s", tseal_errmsg());
+    FILE *f = fopen(p[7], "rb");
+    static uint8_t buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    char hex[65];
+    sha256_hex(buf, n, hex);
+    if (getenv("TSEAL_PRINT_VECTORS"))
+        fprintf(stderr,
+                "container V1: %zu bytes, sha256 %s\n  signer seed %s\n  recipient secret %s\n", n,
+                hex, s_hex, r_hex);
+    cr_assert_str_eq(hex, CV_SHA, "container bytes changed");
+    const char *trust[1] = {p[4]};
+    tseal_verify_opts vo = {.trust = trust, .n_trust = 1, .key = p[5]};
+    cr_assert_eq(tseal_verify(p[7], &vo, NULL), 0, "%s", tseal_errmsg());
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
