@@ -33,4 +33,19 @@ void tseal_bench_codec_opts_default(tseal_bench_codec_opts *o);
 int tseal_bench_codec(const char *const *paths, int npaths, const tseal_bench_codec_opts *o,
                       FILE *out);
 
+typedef struct {
+    unsigned threads; /* all-cores figure; 0 = all online CPUs */
+    int json;
+    unsigned repeat;
+} tseal_bench_pack_opts;
+
+void tseal_bench_pack_opts_default(tseal_bench_pack_opts *o);
+
+/*
+ * Pack `model` with fresh keys, then verify (hashes only), verify with the key and unpack
+ * (1 core and all cores), and print GB/s of model bytes next to SHA-256, ChaCha20-Poly1305
+ * and the codec alone, plus the container's size and overhead.
+ */
+int tseal_bench_pack(const char *model, const tseal_bench_pack_opts *o, FILE *out);
+
 #endif

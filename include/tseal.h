@@ -289,6 +289,8 @@ typedef struct {
     uint32_t files, tensors, coded_tensors, segments;
     uint64_t original_bytes;  /* all input files */
     uint64_t payload_bytes;   /* encrypted segments */
+    uint64_t plaintext_bytes; /* segment plaintexts: coded tensors, file parts, manifest */
+    uint64_t manifest_bytes;
     uint64_t container_bytes; /* the whole output file */
     char signer_key_id[33];
 } tseal_pack_report;
@@ -327,6 +329,7 @@ typedef struct {
     const char *key; /* recipient secret key file: enables decryption checks */
     const char *passphrase_file;
     int64_t now; /* 0 = the current time (expiry check) */
+    unsigned threads; /* decoder threads, 0 = all online CPUs */
     tseal_progress_fn progress;
     void *progress_ctx;
 } tseal_verify_opts;

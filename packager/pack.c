@@ -553,6 +553,7 @@ static int write_payload(pack_ctx *c, in_list *in) {
     if (!r) r = sw_begin(c->w, TSEAL_SEG_MANIFEST);
     if (!r) r = sw_write(c->w, json, len);
     if (!r) r = sw_end(c->w);
+    c->rep->manifest_bytes = len;
     if (json) tseal_wipe(json, len);
     free(json);
     return r;
@@ -630,6 +631,7 @@ int tseal_pack(const char *input, const char *output, const tseal_pack_opts *o,
         tseal_atomic_abort(&af);
     if (!r) {
         rep->segments = n_segments;
+        for (uint32_t i = 0; i < n_segments; i++) rep->plaintext_bytes += h.segments[i].pt_len;
         rep->payload_bytes = h.payload_bytes;
         rep->container_bytes = 16 + hsize + 4 + TSEAL_SIGENT_BYTES + h.payload_bytes;
         tseal_key_id_hex(keys.signer->pub.key_id, rep->signer_key_id);
