@@ -182,7 +182,7 @@ FUZZ_CC ?= clang
 fuzz: deps
 	@mkdir -p build-fuzz fuzz/artifacts
 	@for t in $(FUZZ_TARGETS); do \
-	  $(FUZZ_CC) -std=gnu11 -g -O1 -Iinclude -Icommon -Ikernels -DTSEAL_CUDA=0 \
+	  $(FUZZ_CC) -std=gnu11 -g -O1 $(INC) -DTSEAL_CUDA=0 \
 	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	    fuzz/fuzz_$$t.c $(LIB_C) $(filter-out kernels/gpu_nocuda.c,$(wildcard kernels/*.c)) kernels/gpu_nocuda.c \
 	    -o build-fuzz/$$t -lsodium -lcrypto -lcjson -lzstd -lm -pthread || exit 1; \

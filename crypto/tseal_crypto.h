@@ -136,6 +136,18 @@ int tseal_seckey_parse(const void *buf, size_t len, const char *label, const cha
 /* First line of a file (trailing CR/LF removed) into secure memory; empty is an error. */
 int tseal_passphrase_read(const char *path, char **pass, size_t *len);
 
+/* Limits on the files read above (bigger ones are refused with TSEAL_E_LIMIT). */
+#define TSEAL_PUBKEY_FILE_MAX     65536
+#define TSEAL_PASSPHRASE_FILE_MAX 4096
+/* The bytes of a public key file (pretty-printed JSON with a trailing newline), malloc'd:
+ * the caller frees them with free(). */
+int tseal_pubkey_encode(const tseal_pubkey *pk, char **json, size_t *len);
+/* The bytes of a secret key file, in secure memory (tseal_secure_free). passphrase NULL: an
+ * unprotected key. opslimit = memlimit = 0: the default Argon2id cost (MODERATE, or
+ * INTERACTIVE when TSEAL_PWHASH_INTERACTIVE=1); else both within [1, 16] and [8 KiB, 4 GiB]. */
+int tseal_seckey_encode(const tseal_seckey *sk, const char *passphrase, size_t pass_len,
+                        uint64_t opslimit, uint64_t memlimit, uint8_t **out, size_t *len);
+
 /* ---- signatures (Ed25519 with domain separation) -------------------------------------- */
 
 /*

@@ -69,6 +69,10 @@ typedef struct {
     uint8_t *chunk;       /* secure: one plaintext chunk */
     tseal_manifest m;
     tseal_sha256_ctx *file_sha, *tensor_sha;
+    uint8_t *blob;      /* secure: a whole decrypted segment, reused (grows) */
+    uint64_t blob_cap;
+    uint8_t *dec;       /* secure: decoded BF16 rows, reused */
+    uint64_t dec_cap;
     const char *outdir; /* temporary folder for unpack, NULL for verify */
     int fd;             /* file being written, or -1 */
     uint64_t done_bytes, total_bytes;
@@ -137,29 +141,41 @@ static int check_segment(vctx *v, uint32_t i) {
     return r;
 }
 
-/* Decrypt a whole segment into secure memory (manifest, coded tensors). */
-static int read_segment(vctx *v, uint32_t i, uint64_t max, uint8_t **out, uint64_t *len) {
+/* A reusable secure buffer of at least `n` bytes: allocating (and locking, and faulting in)
+ * a fresh one per tensor costs more than decoding it. */
+static int reserve(uint8_t **buf, uint64_t *cap, uint64_t n)
+{
+    if (n <= *cap && *buf) return 0;
+    tseal_secure_free(*buf);
+    *cap = 0;
+    *buf = tseal_secure_alloc(n ? n : 1);
+    if (!*buf) return TSEAL_E_NOMEM;
+    *cap = n;
+    return 0;
+}
+
+/* Decrypt a whole segment into v->blob (manifest, coded tensors). The caller wipes it. */
+static int read_segment(vctx *v, uint32_t i, uint64_t max, uint64_t *len)
+{
     const tseal_segment *s = &v->c->h.segments[i];
-    *out = NULL;
     if (s->pt_len > max)
         return tseal_err(TSEAL_E_LIMIT, "%s: segment %u is %llu bytes (limit %llu)", v->c->path, i,
                          (unsigned long long)s->pt_len, (unsigned long long)max);
-    uint8_t *b = tseal_secure_alloc(s->pt_len ? s->pt_len : 1);
-    if (!b) return TSEAL_E_NOMEM;
+    int r = reserve(&v->blob, &v->blob_cap, s->pt_len);
+    if (r) return r;
     tseal_segreader sr;
-    int r = tseal_segreader_open(&sr, v->c, i, v->content_key);
+    r = tseal_segreader_open(&sr, v->c, i, v->content_key);
     uint64_t pos = 0, n;
-    while (!r && (r = tseal_segreader_next(&sr, b + pos, &n)) == 1) {
+    while (!r && (r = tseal_segreader_next(&sr, v->blob + pos, &n)) == 1) {
         pos += n;
         r = 0;
     }
     tseal_segreader_close(&sr);
     if (r) {
-        tseal_secure_free(b);
+        tseal_wipe(v->blob, pos);
         return r;
     }
     v->rep->segments_checked++;
-    *out = b;
     *len = pos;
     return 0;
 }
@@ -187,25 +203,24 @@ static int stream_segment(vctx *v, uint32_t i, int tensor) {
     return r;
 }
 
-static int decode_coded(vctx *v, const tseal_mf_tensor *t, const uint8_t *blob, uint64_t len) {
+static int decode_coded(vctx *v, const tseal_mf_tensor *t, const uint8_t *blob, uint64_t len)
+{
     tseal_ct_view cv;
     int r = tseal_codec_view(blob, len, &cv);
     if (r) return r;
     if (cv.elem_size != 2 || cv.n_elems * 2 != t->bytes)
-        return tseal_err(TSEAL_E_CORRUPT,
-                         "coded tensor holds %llu elements, the manifest says %llu bytes",
+        return tseal_err(TSEAL_E_CORRUPT, "coded tensor holds %llu elements, the manifest says %llu bytes",
                          (unsigned long long)cv.n_elems, (unsigned long long)t->bytes);
     uint64_t row_bytes = cv.cols * 2, rows_per = row_bytes ? DECODE_BATCH_BYTES / row_bytes : 1;
     if (rows_per == 0) rows_per = 1;
     uint64_t buf_bytes = (rows_per < cv.rows ? rows_per : cv.rows) * row_bytes;
-    uint8_t *out = tseal_secure_alloc(buf_bytes ? buf_bytes : 2);
-    if (!out) return TSEAL_E_NOMEM;
+    if ((r = reserve(&v->dec, &v->dec_cap, buf_bytes))) return r;
     for (uint64_t row = 0; row < cv.rows && !r; row += rows_per) {
         uint64_t end = row + rows_per < cv.rows ? row + rows_per : cv.rows;
-        r = tseal_codec_decode_rows(&cv, row, end, out, v->o->threads);
-        if (!r) r = emit(v, out, (end - row) * row_bytes, 1);
+        r = tseal_codec_decode_rows(&cv, row, end, v->dec, v->o->threads);
+        if (!r) r = emit(v, v->dec, (end - row) * row_bytes, 1);
     }
-    tseal_secure_free(out);
+    tseal_wipe(v->dec, buf_bytes);
     return r;
 }
 
@@ -213,11 +228,10 @@ static int restore_tensor(vctx *v, const tseal_mf_tensor *t) {
     progress(v, v->fd >= 0 ? "unpack" : "verify", t->name);
     int r;
     if (t->coded) {
-        uint8_t *blob;
-        uint64_t len;
-        r = read_segment(v, t->segment, UINT64_MAX, &blob, &len);
-        if (!r) r = decode_coded(v, t, blob, len);
-        tseal_secure_free(blob);
+        uint64_t len = 0;
+        r = read_segment(v, t->segment, UINT64_MAX, &len);
+        if (!r) r = decode_coded(v, t, v->blob, len);
+        tseal_wipe(v->blob, len);
     } else {
         r = stream_segment(v, t->segment, 1);
     }
@@ -295,11 +309,10 @@ static int verify_body(vctx *v) {
         v->rep->bytes_checked = v->done_bytes;
         return r;
     }
-    uint8_t *mf;
-    uint64_t mf_len;
-    int r = read_segment(v, h->n_segments - 1, TSEAL_MF_MAX_BYTES, &mf, &mf_len);
-    if (!r) r = tseal_mf_parse(mf, mf_len, h, v->c->path, &v->m);
-    tseal_secure_free(mf);
+    uint64_t mf_len = 0;
+    int r = read_segment(v, h->n_segments - 1, TSEAL_MF_MAX_BYTES, &mf_len);
+    if (!r) r = tseal_mf_parse(v->blob, mf_len, h, v->c->path, &v->m);
+    if (!r) tseal_wipe(v->blob, mf_len);
     if (r) return r;
     v->total_items = v->m.n_tensors;
     for (uint32_t i = 0; i < v->m.n_files; i++)
@@ -337,6 +350,8 @@ static int run(const char *path, const tseal_verify_opts *o, tseal_verify_report
     tseal_sha256_free(v.file_sha);
     tseal_sha256_free(v.tensor_sha);
     tseal_secure_free(v.chunk);
+    tseal_secure_free(v.blob);
+    tseal_secure_free(v.dec);
     tseal_secure_free(v.content_key);
     tseal_mf_free(&v.m);
     tseal_container_close(v.c);
