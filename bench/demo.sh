@@ -1,31 +1,67 @@
 #!/usr/bin/env bash
-# demo.sh - `make demo`: the main job on a sample model the project builds itself.
+# demo.sh - `make demo`: the whole story on a sample model the project builds itself.
 set -euo pipefail
 BUILD=${1:-build}
-T="$BUILD/tseal"
+T="$(cd "$(dirname "$BUILD/tseal")" && pwd)/tseal"
 D="$BUILD/demo"
 step() { printf '\n== %s\n' "$*"; }
+proved() { printf '   -> %s\n' "$*"; }
 
 rm -rf "$D"
 mkdir -p "$D"
-step "1. Build a deterministic synthetic Llama-shaped BF16 model (preset tiny, seed 1)"
-"$T" synth -o "$D/model" --preset tiny --seed 1
-ls -l "$D/model"
+cd "$D"
 
-step "2. Validate it with the strict safetensors reader (header, dtypes, shapes, offsets)"
-"$T" check -q "$D/model"
+step "1. A sample model: deterministic synthetic Llama-shaped BF16 model (preset tiny, seed 1)"
+"$T" synth -o model --preset tiny --seed 1
+"$T" check -q model
+ls -l model
+proved "the strict safetensors reader accepts it (header, dtypes, shapes, offsets covering the data exactly)"
 
-step "3. Compress every tensor (per-tensor length-limited Huffman on exponents, raw sign+mantissa),"
-echo "   decode it with the reference and the fast decoder, and check every bit"
-"$T" bench codec --repeat 1 -q "$D/model"
+step "2. Keys: the vendor's signing key, and recipient keys for a bank and its auditor"
+"$T" keygen --sign vendor
+"$T" keygen --recipient bank
+"$T" keygen --recipient audit
+proved "secret keys are mode $(stat -c %a vendor.sign.key); public keys can be shared"
 
-step "4. The same on a 4096 x 4096 N(0, 0.02) matrix (the Shannon bound there is ~10.545 bits/weight)"
-"$T" bench codec --repeat 1 --no-zstd19 -q --normal 4096x4096
+step "3. Pack: code every tensor, encrypt everything in 64 KiB chunks, sign the header"
+"$T" pack model -o model.tseal --sign-key vendor.sign.key -r bank.pub -r audit.pub \
+    --model-id acme/credit-7b --version 12 --expires 2099-12-31
+proved "one container, $(stat -c %s model.tseal) bytes for $(du -cb model/* | tail -1 | cut -f1) bytes of model files"
+
+step "4. Inspect the public header (no key needed)"
+"$T" inspect model.tseal
+
+step "5. Verify as anyone holding the vendor's public key"
+"$T" verify model.tseal --trust vendor.sign.pub
+proved "the signature is the vendor's and every ciphertext chunk is the one the vendor signed"
+
+step "6. Verify as the bank: decrypt, decode every tensor, check every digest"
+"$T" verify model.tseal --trust vendor.sign.pub --key bank.key
+proved "the bank can decrypt, and every tensor decodes bit-exactly to the signed SHA-256"
+
+step "7. Tampering is caught: flip one byte in the middle of the payload"
+cp model.tseal tampered.tseal
+size=$(stat -c %s tampered.tseal)
+printf '\xff' | dd of=tampered.tseal bs=1 seek=$((size / 2)) conv=notrunc status=none
+if "$T" verify tampered.tseal --trust vendor.sign.pub; then
+    echo "ERROR: tampering was not detected" >&2
+    exit 1
+fi
+proved "verify refused the tampered copy (exit code 3) and named the chunk"
+
+step "8. Unpack as the auditor and compare with the original files"
+"$T" unpack model.tseal --key audit.key --trust vendor.sign.pub -o restored
+(cd model && sha256sum $(find . -type f | sort)) >original.sha256
+(cd restored && sha256sum -c --quiet ../original.sha256)
+diff -r model restored
+proved "every restored file has the same SHA-256 as the original: byte-identical"
+
+step "9. The codec on its own: compression against the Shannon bound and zstd"
+"$T" bench codec --repeat 1 --no-zstd19 -q model
 
 if "$T" version | grep -q "CUDA built" && command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-    step "5. GPU present: decode on the GPU and compare bit-for-bit"
-    echo "   (GPU loading arrives with the loader; run 'make gpu-test')"
+    step "10. GPU present: run 'make gpu-test' to decode on the GPU and compare bit for bit"
 else
-    step "5. No GPU here: GPU decode is exercised by 'make gpu-test' on a machine with one"
+    step "10. No GPU here: GPU decoding is exercised by 'make gpu-test' on a machine with one"
 fi
-printf '\nDemo done: every tensor of the sample model round-tripped bit-exactly.\n'
+printf '\nDemo done: packed, signed, encrypted, verified, tamper-checked and restored byte for byte.\n'

@@ -1,6 +1,6 @@
 /*
  * crypto_internal.h - what the crypto/ files share and the tests and fuzz target may see:
- * the binary secret key layout (docs/KEYFILES.md) and small helpers. Not installed.
+ * the binary secret key layout (docs/FORMAT.md section 6) and small helpers. Not installed.
  */
 #ifndef TSEAL_CRYPTO_INTERNAL_H
 #define TSEAL_CRYPTO_INTERNAL_H

@@ -1,7 +1,7 @@
 /*
  * keys.c - key ids, key generation, public key files (strict JSON), secret key files (fixed
  * binary layout, optionally sealed with Argon2id + XSalsa20-Poly1305) and passphrase files.
- * Formats: docs/KEYFILES.md.
+ * Formats: docs/FORMAT.md section 6.
  */
 #include <errno.h>
 #include <fcntl.h>

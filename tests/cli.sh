@@ -59,6 +59,56 @@ cmp -s "$W/m/model.safetensors" "$W/c.safetensors" && ok "converting a BF16 file
 expect_rc 3 "convert a malformed file leaves no output" "$T" convert "$W/bad.safetensors" -o "$W/x.safetensors"
 if ls "$W" | grep -q '^x\.safetensors'; then bad "no partial output"; else ok "no partial output (nor temp file)"; fi
 
+# ---- container commands ----------------------------------------------------------------
+export TSEAL_PWHASH_INTERACTIVE=1
+for c in keygen pack inspect verify unpack "bench pack"; do
+    # shellcheck disable=SC2086
+    expect_rc 0 "tseal $c --help" "$T" $c --help
+done
+expect_rc 0 "keygen --sign" "$T" keygen --sign "$W/vendor"
+[ "$(stat -c %a "$W/vendor.sign.key")" = 600 ] && ok "secret key mode 0600" || bad "secret key mode 0600"
+grep -q "NOT passphrase-protected" "$W/err" && ok "keygen says the key is unprotected" || bad "keygen says the key is unprotected"
+expect_rc 2 "keygen refuses to overwrite" "$T" keygen --sign "$W/vendor"
+expect_rc 0 "keygen --recipient" "$T" keygen --recipient "$W/bank"
+printf 'correct horse\n' >"$W/pass"
+expect_rc 0 "keygen --recipient with a passphrase" "$T" keygen --recipient "$W/audit" --passphrase-file "$W/pass"
+expect_rc 2 "keygen needs --sign or --recipient" "$T" keygen
+expect_rc 0 "pack" "$T" pack "$W/m" -o "$W/m.tseal" --sign-key "$W/vendor.sign.key" -r "$W/bank.pub" -r "$W/audit.pub" \
+    --model-id acme/credit-7b --version 12 --expires 2099-01-01 -q
+expect_rc 2 "pack without --model-id" "$T" pack "$W/m" -o "$W/x.tseal" --sign-key "$W/vendor.sign.key" -r "$W/bank.pub" --version 1
+expect_rc 3 "pack with a public key as signer" "$T" pack "$W/m" -o "$W/x.tseal" --sign-key "$W/vendor.sign.pub" -r "$W/bank.pub" \
+    --model-id a --version 1
+if ls "$W" | grep -q '^x\.tseal'; then bad "failed pack left no output"; else ok "failed pack left no output"; fi
+expect_rc 0 "inspect --json" "$T" inspect --json "$W/m.tseal"
+for k in format_version suite model_id version signer_key_ids recipient_count payload_bytes container_bytes original_bytes; do
+    grep -q "\"$k\"" "$W/out" && ok "inspect JSON has $k" || bad "inspect JSON has $k"
+done
+grep -q '"recipient_count":[[:space:]]*2' "$W/out" && ok "two recipients" || bad "two recipients"
+expect_rc 0 "verify" "$T" verify "$W/m.tseal" --trust "$W/vendor.sign.pub" -q
+expect_rc 0 "verify --key --json" "$T" verify "$W/m.tseal" --trust "$W/vendor.sign.pub" --key "$W/bank.key" --json
+grep -q '"ok":[[:space:]]*true' "$W/out" && ok "verify JSON ok" || bad "verify JSON ok"
+expect_rc 2 "verify needs --trust" "$T" verify "$W/m.tseal"
+expect_rc 2 "verify --trust with a recipient key" "$T" verify "$W/m.tseal" --trust "$W/bank.pub" -q
+"$T" keygen --sign "$W/other" -q
+expect_rc 3 "verify with an untrusted signer" "$T" verify "$W/m.tseal" --trust "$W/other.sign.pub" -q
+expect_err "not trusted" "error says the signer is not trusted"
+expect_rc 2 "protected key without its passphrase" "$T" verify "$W/m.tseal" --trust "$W/vendor.sign.pub" --key "$W/audit.key"
+expect_err "passphrase" "error says the key needs a passphrase"
+expect_rc 0 "protected key with its passphrase" "$T" verify "$W/m.tseal" --trust "$W/vendor.sign.pub" --key "$W/audit.key" \
+    --passphrase-file "$W/pass" -q
+cp "$W/m.tseal" "$W/t.tseal"
+printf '\x00' | dd of="$W/t.tseal" bs=1 seek=3000 conv=notrunc status=none
+expect_rc 3 "verify a tampered container" "$T" verify "$W/t.tseal" --trust "$W/vendor.sign.pub"
+expect_err "t.tseal" "error names the container"
+expect_rc 3 "unpack a tampered container" "$T" unpack "$W/t.tseal" --key "$W/bank.key" -o "$W/r1"
+[ ! -e "$W/r1" ] && ! ls "$W" | grep -q '^r1' && ok "no partial unpack output" || bad "no partial unpack output"
+expect_rc 2 "unpack without --key" "$T" unpack "$W/m.tseal" -o "$W/r2"
+expect_rc 0 "unpack" "$T" unpack "$W/m.tseal" --key "$W/bank.key" --trust "$W/vendor.sign.pub" -o "$W/r2" -q
+diff -r "$W/m" "$W/r2" >/dev/null && ok "unpacked files are byte-identical" || bad "unpacked files are byte-identical"
+expect_rc 2 "unpack into a non-empty folder" "$T" unpack "$W/m.tseal" --key "$W/bank.key" -o "$W/r2"
+expect_rc 0 "unpack without --trust warns" "$T" unpack "$W/m.tseal" --key "$W/bank.key" -o "$W/r3"
+expect_err "NOT authenticated" "unpack warns the signer is not authenticated"
+
 if [ "$fails" -ne 0 ]; then
     echo "tests/cli.sh: $fails failure(s)"
     exit 1
