@@ -274,8 +274,10 @@ static void print_text(FILE *out, const acc_t *a, const tseal_bench_codec_opts *
             gbps(a->bf16_bytes, a->fast1_s));
     fprintf(out, "  decode fast, %2u threads    %.3f GB/s\n", threads,
             gbps(a->bf16_bytes, a->fastn_s));
-    if (o->zstd3) fprintf(out, "  zstd -3 compress           %.3f GB/s\n", gbps(a->bf16_bytes, a->zstd3_s));
-    if (o->zstd19) fprintf(out, "  zstd -19 compress          %.3f GB/s\n", gbps(a->bf16_bytes, a->zstd19_s));
+    if (o->zstd3)
+        fprintf(out, "  zstd -3 compress           %.3f GB/s\n", gbps(a->bf16_bytes, a->zstd3_s));
+    if (o->zstd19)
+        fprintf(out, "  zstd -19 compress          %.3f GB/s\n", gbps(a->bf16_bytes, a->zstd19_s));
     fprintf(out, "  round trip                 %s\n",
             a->exact ? "exact (reference and fast decoders)" : "NOT EXACT");
     fprintf(out, "  exponent bits/weight by code-length limit (unlimited = %u):\n   ",

@@ -12,17 +12,17 @@
 #include "internal.h"
 #include "tseal_crypto.h"
 
-void tseal_bench_pack_opts_default(tseal_bench_pack_opts *o)
-{
+void tseal_bench_pack_opts_default(tseal_bench_pack_opts *o) {
     memset(o, 0, sizeof *o);
     o->repeat = 1;
 }
 
-static double gb(uint64_t bytes, double s) { return s > 0 ? (double)bytes / s / 1e9 : 0; }
+static double gb(uint64_t bytes, double s) {
+    return s > 0 ? (double)bytes / s / 1e9 : 0;
+}
 
 /* SHA-256 and AEAD on 64 KiB chunks over `total` bytes, best of 3. */
-static int primitives(double *sha_gbps, double *aead_gbps)
-{
+static int primitives(double *sha_gbps, double *aead_gbps) {
     const size_t chunk = 64 << 10, total = 64 << 20;
     uint8_t *b = malloc(total), *ct = malloc(chunk + 16), key[32] = {1}, nonce[12] = {0}, h[32];
     if (!b || !ct) {
@@ -37,7 +37,8 @@ static int primitives(double *sha_gbps, double *aead_gbps)
         double t0 = tseal_now();
         for (size_t off = 0; off < total && !r; off += chunk) r = tseal_sha256(b + off, chunk, h);
         double t1 = tseal_now();
-        for (size_t off = 0; off < total && !r; off += chunk) r = tseal_aead_encrypt(ct, b + off, chunk, NULL, 0, nonce, key);
+        for (size_t off = 0; off < total && !r; off += chunk)
+            r = tseal_aead_encrypt(ct, b + off, chunk, NULL, 0, nonce, key);
         double t2 = tseal_now();
         if (t1 - t0 < best_sha) best_sha = t1 - t0;
         if (t2 - t1 < best_aead) best_aead = t2 - t1;
@@ -50,8 +51,7 @@ static int primitives(double *sha_gbps, double *aead_gbps)
 }
 
 /* The codec alone on every BF16 tensor of the model: encode, and fast decode on 1 thread. */
-static int codec_alone(const char *model, uint64_t *bytes, double *enc_s, double *dec_s)
-{
+static int codec_alone(const char *model, uint64_t *bytes, double *enc_s, double *dec_s) {
     tseal_model *m;
     int r = tseal_model_open(model, &m);
     *bytes = 0;
@@ -64,7 +64,8 @@ static int codec_alone(const char *model, uint64_t *bytes, double *enc_s, double
         uint16_t *x = malloc(2 * n), *y = malloc(2 * n);
         tseal_buf blob = {0};
         tseal_ct_view v;
-        r = (!x || !y) ? tseal_err(TSEAL_E_NOMEM, "out of memory") : tseal_model_read(m, i, 0, x, 2 * n);
+        r = (!x || !y) ? tseal_err(TSEAL_E_NOMEM, "out of memory")
+                       : tseal_model_read(m, i, 0, x, 2 * n);
         double t0 = tseal_now();
         if (!r) r = tseal_codec_encode(x, n / cols, cols, NULL, &blob, NULL);
         double t1 = tseal_now();
@@ -83,8 +84,7 @@ static int codec_alone(const char *model, uint64_t *bytes, double *enc_s, double
     return r;
 }
 
-static int make_keys(const char *dir, char *sk, char *spub, char *rk, char *rpub, size_t n)
-{
+static int make_keys(const char *dir, char *sk, char *spub, char *rk, char *rpub, size_t n) {
     snprintf(sk, n, "%s/bench.sign.key", dir);
     snprintf(spub, n, "%s/bench.sign.pub", dir);
     snprintf(rk, n, "%s/bench.key", dir);
@@ -101,15 +101,13 @@ static int make_keys(const char *dir, char *sk, char *spub, char *rk, char *rpub
     return r;
 }
 
-static int rm_tree(const char *p)
-{
+static int rm_tree(const char *p) {
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", p);
     return system(cmd) == 0 ? 0 : tseal_err(TSEAL_E_IO, "%s: cannot remove", p);
 }
 
-int tseal_bench_pack(const char *model, const tseal_bench_pack_opts *o, FILE *out)
-{
+int tseal_bench_pack(const char *model, const tseal_bench_pack_opts *o, FILE *out) {
     int r = tseal_crypto_init();
     if (r) return r;
     char dir[] = "/tmp/tseal-bench-XXXXXX";
@@ -131,10 +129,14 @@ int tseal_bench_pack(const char *model, const tseal_bench_pack_opts *o, FILE *ou
     po.recipients = rec;
     po.n_recipients = 1;
     tseal_pack_report rep;
-    double t0 = tseal_now();
-    if (!r) r = tseal_pack(model, cont, &po, &rep);
-    double t_pack = tseal_now() - t0;
     unsigned threads = o->threads ? o->threads : tseal_cpu_count();
+    double t_pack[2] = {0}, t0;
+    for (int k = 0; k < 2 && !r; k++) {
+        po.threads = k == 0 ? 1 : threads;
+        t0 = tseal_now();
+        r = tseal_pack(model, cont, &po, &rep);
+        t_pack[k] = tseal_now() - t0;
+    }
     double t_verify = 0, t_verify_key[2] = {0}, t_unpack[2] = {0};
     tseal_verify_opts vo;
     memset(&vo, 0, sizeof vo);
@@ -170,7 +172,8 @@ int tseal_bench_pack(const char *model, const tseal_bench_pack_opts *o, FILE *ou
             cJSON_AddNumberToObject(j, "container_ratio", ratio);
             cJSON_AddNumberToObject(j, "overhead_pct_of_payload", ovh);
             cJSON_AddNumberToObject(j, "threads", threads);
-            cJSON_AddNumberToObject(j, "pack_gbps", gb(ob, t_pack));
+            cJSON_AddNumberToObject(j, "pack_gbps_1core", gb(ob, t_pack[0]));
+            cJSON_AddNumberToObject(j, "pack_gbps_all_cores", gb(ob, t_pack[1]));
             cJSON_AddNumberToObject(j, "verify_gbps", gb(ob, t_verify));
             cJSON_AddNumberToObject(j, "verify_key_gbps_1core", gb(ob, t_verify_key[0]));
             cJSON_AddNumberToObject(j, "verify_key_gbps_all_cores", gb(ob, t_verify_key[1]));
@@ -185,16 +188,21 @@ int tseal_bench_pack(const char *model, const tseal_bench_pack_opts *o, FILE *ou
             free(s);
             cJSON_Delete(j);
         } else {
-            fprintf(out, "%s: %.1f MB in %u files -> container %.1f MB (%.2f%% of the input), overhead %.4f%% of the payload\n",
+            fprintf(out,
+                    "%s: %.1f MB in %u files -> container %.1f MB (%.2f%% of the input), overhead "
+                    "%.4f%% of the payload\n",
                     model, (double)ob / 1e6, rep.files, (double)cb / 1e6, 100 * ratio, ovh);
-            fprintf(out, "  pack                          %.3f GB/s (1 core)\n", gb(ob, t_pack));
+            fprintf(out, "  pack                          %.3f GB/s 1 core, %.3f GB/s %u cores\n",
+                    gb(ob, t_pack[0]), gb(ob, t_pack[1]), threads);
             fprintf(out, "  verify (signature + hashes)   %.3f GB/s\n", gb(ob, t_verify));
-            fprintf(out, "  verify --key (decrypt+decode) %.3f GB/s 1 core, %.3f GB/s %u cores\n", gb(ob, t_verify_key[0]),
-                    gb(ob, t_verify_key[1]), threads);
-            fprintf(out, "  unpack                        %.3f GB/s 1 core, %.3f GB/s %u cores\n", gb(ob, t_unpack[0]),
-                    gb(ob, t_unpack[1]), threads);
-            fprintf(out, "  parts, same process:          SHA-256 %.3f GB/s, ChaCha20-Poly1305 %.3f GB/s, codec encode "
-                         "%.3f GB/s, codec decode %.3f GB/s (1 core)\n",
+            fprintf(out, "  verify --key (decrypt+decode) %.3f GB/s 1 core, %.3f GB/s %u cores\n",
+                    gb(ob, t_verify_key[0]), gb(ob, t_verify_key[1]), threads);
+            fprintf(out, "  unpack                        %.3f GB/s 1 core, %.3f GB/s %u cores\n",
+                    gb(ob, t_unpack[0]), gb(ob, t_unpack[1]), threads);
+            fprintf(out,
+                    "  parts, same process:          SHA-256 %.3f GB/s, ChaCha20-Poly1305 %.3f "
+                    "GB/s, codec encode "
+                    "%.3f GB/s, codec decode %.3f GB/s (1 core)\n",
                     sha, aead, gb(codec_bytes, enc_s), gb(codec_bytes, dec_s));
         }
     }

@@ -277,6 +277,7 @@ typedef struct {
     const char *sign_passphrase_file; /* NULL if the key is not protected */
     const char *const *recipients;    /* recipient public key files, 1..64 */
     unsigned n_recipients;
+    unsigned threads; /* 0 = all online CPUs */
     tseal_progress_fn progress;
     void *progress_ctx;
     /* For published test vectors only: all randomness from this 32-byte seed, and this
@@ -328,7 +329,7 @@ typedef struct {
     unsigned n_trust;
     const char *key; /* recipient secret key file: enables decryption checks */
     const char *passphrase_file;
-    int64_t now; /* 0 = the current time (expiry check) */
+    int64_t now;      /* 0 = the current time (expiry check) */
     unsigned threads; /* decoder threads, 0 = all online CPUs */
     tseal_progress_fn progress;
     void *progress_ctx;

@@ -547,3 +547,104 @@ void tseal_segreader_close(tseal_segreader *r) {
     tseal_secure_free(r->key);
     r->list = r->ct = r->key = NULL;
 }
+
+/* ---- whole segments on several threads ----------------------------------------------------- */
+
+#define CHUNKS_PER_ITEM 16
+
+typedef struct {
+    const tseal_container *c;
+    uint32_t index;
+    const tseal_segment *seg;
+    const uint8_t *list;
+    const uint8_t *key;
+    uint8_t *out;
+} dec_job;
+
+static int decrypt_chunks(void *arg, unsigned item) {
+    const dec_job *d = arg;
+    uint64_t cs = d->c->h.chunk_size;
+    uint8_t *ct = malloc(cs + TSEAL_AEAD_TAG_BYTES);
+    if (!ct) return tseal_err(TSEAL_E_NOMEM, "out of memory");
+    int r = 0;
+    uint32_t j0 = item * CHUNKS_PER_ITEM, j1 = j0 + CHUNKS_PER_ITEM;
+    if (j1 > d->seg->chunk_count) j1 = d->seg->chunk_count;
+    for (uint32_t j = j0; j < j1 && !r; j++) {
+        uint64_t first = j * cs, n = d->seg->pt_len - first < cs ? d->seg->pt_len - first : cs;
+        uint64_t off =
+            d->c->payload_start + d->seg->offset + first + (uint64_t)j * TSEAL_AEAD_TAG_BYTES;
+        uint8_t h[TSEAL_HASH_BYTES], nonce[TSEAL_AEAD_NONCE_BYTES], ad[TSEAL_CHUNK_AD_BYTES];
+        r = tseal_pread_full(d->c->fd, ct, n + TSEAL_AEAD_TAG_BYTES, off, d->c->path);
+        if (!r) r = tseal_sha256(ct, n + TSEAL_AEAD_TAG_BYTES, h);
+        if (!r && !tseal_equal(h, d->list + (uint64_t)j * TSEAL_HASH_BYTES, TSEAL_HASH_BYTES))
+            r = tseal_err(TSEAL_E_VERIFY, "%s: segment %u: chunk %u does not match its signed hash",
+                          d->c->path, d->index, j);
+        if (!r) {
+            tseal_chunk_nonce(j, j + 1 == d->seg->chunk_count, nonce);
+            tseal_chunk_ad(d->c->h.container_id, d->index, d->seg->kind, ad);
+            r = tseal_aead_decrypt(d->out + first, ct, n + TSEAL_AEAD_TAG_BYTES, ad, sizeof ad,
+                                   nonce, d->key);
+            if (r) tseal_err_context("%s: segment %u: chunk %u: ", d->c->path, d->index, j);
+        }
+    }
+    free(ct);
+    return r;
+}
+
+int tseal_segment_decrypt_all(const tseal_container *c, uint32_t index, const uint8_t *content_key,
+                              uint8_t *out, unsigned nthreads) {
+    tseal_segreader sr; /* reads and checks the hash list, derives the key */
+    int r = tseal_segreader_open(&sr, c, index, content_key);
+    if (r) return r;
+    dec_job d = {c, index, sr.seg, sr.list, sr.key, out};
+    unsigned items = (sr.seg->chunk_count + CHUNKS_PER_ITEM - 1) / CHUNKS_PER_ITEM;
+    if (sr.seg->pt_len < (4u << 20)) nthreads = 1;
+    r = tseal_parallel(items, nthreads, decrypt_chunks, &d);
+    if (r) tseal_wipe(out, sr.seg->pt_len);
+    tseal_segreader_close(&sr);
+    return r;
+}
+
+typedef struct {
+    const uint8_t *key, *container_id, *pt;
+    uint32_t index, chunk_size, chunks;
+    uint8_t kind;
+    uint64_t pt_len;
+    uint8_t *ct;
+} enc_job;
+
+static int encrypt_chunks(void *arg, unsigned item) {
+    const enc_job *e = arg;
+    uint8_t *list = e->ct + e->pt_len + (uint64_t)e->chunks * TSEAL_AEAD_TAG_BYTES;
+    uint32_t j0 = item * CHUNKS_PER_ITEM, j1 = j0 + CHUNKS_PER_ITEM;
+    if (j1 > e->chunks) j1 = e->chunks;
+    int r = 0;
+    for (uint32_t j = j0; j < j1 && !r; j++) {
+        uint64_t first = (uint64_t)j * e->chunk_size,
+                 n = e->pt_len - first < e->chunk_size ? e->pt_len - first : e->chunk_size;
+        uint8_t *out = e->ct + first + (uint64_t)j * TSEAL_AEAD_TAG_BYTES,
+                nonce[TSEAL_AEAD_NONCE_BYTES], ad[TSEAL_CHUNK_AD_BYTES];
+        tseal_chunk_nonce(j, j + 1 == e->chunks, nonce);
+        tseal_chunk_ad(e->container_id, e->index, e->kind, ad);
+        r = tseal_aead_encrypt(out, e->pt + first, n, ad, sizeof ad, nonce, e->key);
+        if (!r)
+            r = tseal_sha256(out, n + TSEAL_AEAD_TAG_BYTES, list + (uint64_t)j * TSEAL_HASH_BYTES);
+    }
+    return r;
+}
+
+int tseal_segment_encrypt_all(const uint8_t *key, const uint8_t container_id[16], uint32_t index,
+                              uint8_t kind, uint32_t chunk_size, const uint8_t *pt, uint64_t pt_len,
+                              uint8_t *ct, uint8_t list_hash[TSEAL_HASH_BYTES], unsigned nthreads) {
+    static const uint8_t empty[1];
+    enc_job e = {key,   container_id, pt ? pt : empty,
+                 index, chunk_size,   tseal_seg_chunk_count(pt_len, chunk_size),
+                 kind,  pt_len,       ct};
+    if (pt_len < (4u << 20)) nthreads = 1;
+    int r = tseal_parallel((e.chunks + CHUNKS_PER_ITEM - 1) / CHUNKS_PER_ITEM, nthreads,
+                           encrypt_chunks, &e);
+    if (!r)
+        r = tseal_sha256(ct + pt_len + (uint64_t)e.chunks * TSEAL_AEAD_TAG_BYTES,
+                         (uint64_t)e.chunks * TSEAL_HASH_BYTES, list_hash);
+    return r;
+}

@@ -190,4 +190,21 @@ int tseal_segreader_open(tseal_segreader *r, const tseal_container *c, uint32_t 
 int tseal_segreader_next(tseal_segreader *r, uint8_t *pt, uint64_t *len);
 void tseal_segreader_close(tseal_segreader *r);
 
+/*
+ * A whole segment at once, chunks checked and decrypted on `nthreads` threads (0 = all
+ * CPUs): `out` (plaintext_len bytes, secure memory) receives the plaintext, and nothing of it
+ * is valid unless 0 is returned (on failure it is wiped).
+ */
+int tseal_segment_decrypt_all(const tseal_container *c, uint32_t index, const uint8_t *content_key,
+                              uint8_t *out, unsigned nthreads);
+
+/*
+ * Encrypt a whole plaintext segment (its length known) on `nthreads` threads: `ct` receives
+ * tseal_seg_ct_len bytes laid out as on disk (chunks, then the hash list), `list_hash` the
+ * SHA-256 of the hash list.
+ */
+int tseal_segment_encrypt_all(const uint8_t *key, const uint8_t container_id[16], uint32_t index,
+                              uint8_t kind, uint32_t chunk_size, const uint8_t *pt, uint64_t pt_len,
+                              uint8_t *ct, uint8_t list_hash[TSEAL_HASH_BYTES], unsigned nthreads);
+
 #endif

@@ -243,6 +243,39 @@ static int sw_end(segwriter *w) {
     return tseal_sha256(w->list, list_len, s->list_hash);
 }
 
+/* A segment encrypted in one go (several threads): write it and record its entry. */
+static int sw_put_whole(segwriter *w, uint8_t kind, const uint8_t *pt, uint64_t pt_len,
+                        unsigned threads) {
+    uint32_t index = w->n_segs, chunks = tseal_seg_chunk_count(pt_len, w->chunk_size);
+    uint64_t ct_len = tseal_seg_ct_len(pt_len, chunks);
+    uint8_t *ct = malloc(ct_len), list_hash[TSEAL_HASH_BYTES];
+    if (!ct)
+        return tseal_err(TSEAL_E_NOMEM, "out of memory (%llu bytes)", (unsigned long long)ct_len);
+    int r = tseal_segment_key(w->content_key, w->container_id, index, w->key);
+    if (!r)
+        r = tseal_segment_encrypt_all(w->key, w->container_id, index, kind, w->chunk_size, pt,
+                                      pt_len, ct, list_hash, threads);
+    if (!r) r = tseal_write_full(w->fd, ct, ct_len, w->path);
+    free(ct);
+    if (r) return r;
+    if (w->n_segs == w->cap_segs) {
+        uint32_t nc = w->cap_segs ? 2 * w->cap_segs : 64;
+        tseal_segment *s = realloc(w->segs, nc * sizeof *s);
+        if (!s) return tseal_err(TSEAL_E_NOMEM, "out of memory");
+        w->segs = s;
+        w->cap_segs = nc;
+    }
+    tseal_segment *s = &w->segs[w->n_segs++];
+    memset(s, 0, sizeof *s);
+    s->kind = kind;
+    s->chunk_count = chunks;
+    s->offset = w->payload_pos;
+    s->pt_len = pt_len;
+    memcpy(s->list_hash, list_hash, TSEAL_HASH_BYTES);
+    w->payload_pos += ct_len;
+    return 0;
+}
+
 /* ---- tensors and files ----------------------------------------------------------------- */
 
 typedef struct {
@@ -253,6 +286,7 @@ typedef struct {
     tseal_pack_report *rep;
     uint64_t done_bytes, total_bytes;
     uint32_t done_items, total_items;
+    unsigned threads;
 } pack_ctx;
 
 static void progress(pack_ctx *c, const char *item) {
@@ -311,23 +345,39 @@ static void geometry(const tseal_st_tensor *t, uint64_t *rows, uint64_t *cols) {
     }
 }
 
-static int pack_coded(pack_ctx *c, const tseal_st *st, size_t i, const tseal_st_tensor *t) {
+/* In-memory tensors: the two digests and the encoder run side by side. */
+typedef struct {
+    pack_ctx *c;
+    const uint16_t *x;
+    uint64_t bytes, rows, cols;
+    tseal_buf blob;
+} coded_job;
+
+static int coded_part(void *arg, unsigned item) {
+    coded_job *j = arg;
+    if (item == 0)
+        return tseal_codec_encode(j->x, j->rows, j->cols, &j->c->o->codec, &j->blob, NULL);
+    return tseal_sha256_update(item == 1 ? j->c->tensor_sha : j->c->file_sha, j->x, j->bytes);
+}
+
+static int pack_coded(pack_ctx *c, const tseal_st *st, size_t i, const tseal_st_tensor *t,
+                      int *whole) {
     uint64_t rows, cols, bytes = t->end - t->begin;
     geometry(t, &rows, &cols);
     int r;
+    *whole = 0;
     if (bytes <= INMEM_TENSOR_MAX) {
         uint16_t *x = malloc(bytes);
         if (!x)
             return tseal_err(TSEAL_E_NOMEM, "out of memory (%llu bytes)",
                              (unsigned long long)bytes);
+        coded_job j = {c, x, bytes, rows, cols, {0}};
         r = tseal_st_read(st, i, 0, x, bytes);
-        if (!r) r = tseal_sha256_update(c->tensor_sha, x, bytes);
-        if (!r) r = tseal_sha256_update(c->file_sha, x, bytes);
-        tseal_buf blob = {0};
-        if (!r) r = tseal_codec_encode(x, rows, cols, &c->o->codec, &blob, NULL);
-        if (!r) r = sw_write(c->w, blob.data, blob.size);
-        tseal_buf_free(&blob);
+        if (!r) r = tseal_parallel(3, bytes >= (1u << 20) ? c->threads : 1, coded_part, &j);
         free(x);
+        if (!r) r = sw_put_whole(c->w, TSEAL_SEG_TENSOR, j.blob.data, j.blob.size, c->threads);
+        tseal_buf_free(&j.blob);
+        *whole = 1;
         return r;
     }
     stream_src s = {.st = st, .index = i, .n = t->n_elems, .c = c};
@@ -376,11 +426,13 @@ static int pack_safetensors(pack_ctx *c, in_file *f) {
         progress(c, t->name);
         mt->segment = c->w->n_segs;
         mt->coded = t->dtype == TSEAL_DT_BF16 && t->n_elems > 0;
+        int whole = 0; /* encrypted in one go by pack_coded, no streaming segment to close */
         r = sw_begin(c->w, TSEAL_SEG_TENSOR);
         if (!r)
-            r = mt->coded ? pack_coded(c, f->st, i, t) : pack_raw_tensor(c, f->st, i, mt->bytes);
+            r = mt->coded ? pack_coded(c, f->st, i, t, &whole)
+                          : pack_raw_tensor(c, f->st, i, mt->bytes);
         if (!r) r = tseal_sha256_final(c->tensor_sha, mt->sha256);
-        if (!r) r = sw_end(c->w);
+        if (!r && !whole) r = sw_end(c->w);
         if (r) tseal_err_context("%s: tensor '%.200s': ", f->abs, t->name);
         c->rep->tensors++;
         c->rep->coded_tensors += (uint32_t)mt->coded;
@@ -586,7 +638,11 @@ int tseal_pack(const char *input, const char *output, const tseal_pack_opts *o,
     w.key = tseal_secure_alloc(TSEAL_SYM_KEY_BYTES);
     w.buf = tseal_secure_alloc(chunk);
     w.ct = malloc((size_t)chunk + TSEAL_AEAD_TAG_BYTES);
-    pack_ctx c = {.o = &oo, .w = &w, .m = &m, .rep = rep};
+    pack_ctx c = {.o = &oo,
+                  .w = &w,
+                  .m = &m,
+                  .rep = rep,
+                  .threads = o->threads ? o->threads : tseal_cpu_count()};
     if (!content_key || !w.key || !w.buf || !w.ct) r = tseal_err(TSEAL_E_NOMEM, "out of memory");
     if (!r) r = tseal_sha256_new(&c.file_sha);
     if (!r) r = tseal_sha256_new(&c.tensor_sha);

@@ -69,9 +69,9 @@ typedef struct {
     uint8_t *chunk;       /* secure: one plaintext chunk */
     tseal_manifest m;
     tseal_sha256_ctx *file_sha, *tensor_sha;
-    uint8_t *blob;      /* secure: a whole decrypted segment, reused (grows) */
+    uint8_t *blob; /* secure: a whole decrypted segment, reused (grows) */
     uint64_t blob_cap;
-    uint8_t *dec;       /* secure: decoded BF16 rows, reused */
+    uint8_t *dec; /* secure: decoded BF16 rows, reused */
     uint64_t dec_cap;
     const char *outdir; /* temporary folder for unpack, NULL for verify */
     int fd;             /* file being written, or -1 */
@@ -143,8 +143,7 @@ static int check_segment(vctx *v, uint32_t i) {
 
 /* A reusable secure buffer of at least `n` bytes: allocating (and locking, and faulting in)
  * a fresh one per tensor costs more than decoding it. */
-static int reserve(uint8_t **buf, uint64_t *cap, uint64_t n)
-{
+static int reserve(uint8_t **buf, uint64_t *cap, uint64_t n) {
     if (n <= *cap && *buf) return 0;
     tseal_secure_free(*buf);
     *cap = 0;
@@ -155,38 +154,42 @@ static int reserve(uint8_t **buf, uint64_t *cap, uint64_t n)
 }
 
 /* Decrypt a whole segment into v->blob (manifest, coded tensors). The caller wipes it. */
-static int read_segment(vctx *v, uint32_t i, uint64_t max, uint64_t *len)
-{
+static int read_segment(vctx *v, uint32_t i, uint64_t max, uint64_t *len) {
     const tseal_segment *s = &v->c->h.segments[i];
     if (s->pt_len > max)
         return tseal_err(TSEAL_E_LIMIT, "%s: segment %u is %llu bytes (limit %llu)", v->c->path, i,
                          (unsigned long long)s->pt_len, (unsigned long long)max);
     int r = reserve(&v->blob, &v->blob_cap, s->pt_len);
+    if (!r) r = tseal_segment_decrypt_all(v->c, i, v->content_key, v->blob, v->o->threads);
     if (r) return r;
-    tseal_segreader sr;
-    r = tseal_segreader_open(&sr, v->c, i, v->content_key);
-    uint64_t pos = 0, n;
-    while (!r && (r = tseal_segreader_next(&sr, v->blob + pos, &n)) == 1) {
-        pos += n;
-        r = 0;
-    }
-    tseal_segreader_close(&sr);
-    if (r) {
-        tseal_wipe(v->blob, pos);
-        return r;
-    }
+    uint64_t pos = s->pt_len;
     v->rep->segments_checked++;
     *len = pos;
     return 0;
 }
 
-/* Plaintext out: to the file hash, the tensor hash (if any) and the output file (if any). */
+/* Plaintext out: to the file hash, the tensor hash (verify only: when unpacking, the file's
+ * signed SHA-256 covers every tensor byte already) and the output file (unpack only). The two
+ * consumers of a large piece run on two threads. */
+typedef struct {
+    vctx *v;
+    const void *p;
+    size_t n;
+    int tensor;
+} emit_job;
+
+static int emit_part(void *arg, unsigned item) {
+    const emit_job *e = arg;
+    if (item == 0) return tseal_sha256_update(e->v->file_sha, e->p, e->n);
+    if (e->tensor && !e->v->outdir) return tseal_sha256_update(e->v->tensor_sha, e->p, e->n);
+    if (e->v->fd >= 0) return tseal_write_full(e->v->fd, e->p, e->n, "output file");
+    return 0;
+}
+
 static int emit(vctx *v, const void *p, size_t n, int tensor) {
-    int r = tseal_sha256_update(v->file_sha, p, n);
-    if (!r && tensor) r = tseal_sha256_update(v->tensor_sha, p, n);
-    if (!r && v->fd >= 0) r = tseal_write_full(v->fd, p, n, "output file");
+    emit_job e = {v, p, n, tensor};
     v->done_bytes += n;
-    return r;
+    return tseal_parallel(2, n >= (1u << 20) && v->o->threads != 1 ? 2 : 1, emit_part, &e);
 }
 
 /* Stream a segment's chunks to emit(). */
@@ -203,13 +206,13 @@ static int stream_segment(vctx *v, uint32_t i, int tensor) {
     return r;
 }
 
-static int decode_coded(vctx *v, const tseal_mf_tensor *t, const uint8_t *blob, uint64_t len)
-{
+static int decode_coded(vctx *v, const tseal_mf_tensor *t, const uint8_t *blob, uint64_t len) {
     tseal_ct_view cv;
     int r = tseal_codec_view(blob, len, &cv);
     if (r) return r;
     if (cv.elem_size != 2 || cv.n_elems * 2 != t->bytes)
-        return tseal_err(TSEAL_E_CORRUPT, "coded tensor holds %llu elements, the manifest says %llu bytes",
+        return tseal_err(TSEAL_E_CORRUPT,
+                         "coded tensor holds %llu elements, the manifest says %llu bytes",
                          (unsigned long long)cv.n_elems, (unsigned long long)t->bytes);
     uint64_t row_bytes = cv.cols * 2, rows_per = row_bytes ? DECODE_BATCH_BYTES / row_bytes : 1;
     if (rows_per == 0) rows_per = 1;
