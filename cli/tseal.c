@@ -110,6 +110,18 @@ static int parse_uint(const char *s, unsigned long long max, unsigned long long 
     return 0;
 }
 
+/* --segment N: a power of two in the codec's range, as log2. */
+static int parse_segment(const char *s, uint8_t *log2) {
+    unsigned long long v;
+    if (parse_uint(s, 1u << TSEAL_SEG_LOG2_MAX, &v) || v < (1u << TSEAL_SEG_LOG2_MIN) ||
+        (v & (v - 1)))
+        return -1;
+    uint8_t l = 0;
+    while ((1ull << l) < v) l++;
+    *log2 = l;
+    return 0;
+}
+
 static int cmd_bench_codec(int argc, char **argv) {
     static const struct option opts[] = {{"json", no_argument, 0, 'j'},
                                          {"normal", required_argument, 0, 'n'},
@@ -149,15 +161,10 @@ static int cmd_bench_codec(int argc, char **argv) {
                 return usage_error("bench codec", "--max-code-bits: expected 1..12");
             o.params.max_code_bits = (uint8_t)v;
             break;
-        case 's': {
-            if (parse_uint(optarg, 1u << TSEAL_SEG_LOG2_MAX, &v) ||
-                v < (1u << TSEAL_SEG_LOG2_MIN) || (v & (v - 1)))
+        case 's':
+            if (parse_segment(optarg, &o.params.seg_log2))
                 return usage_error("bench codec", "--segment: expected a power of two, 64..16384");
-            uint8_t l = 0;
-            while ((1ull << l) < v) l++;
-            o.params.seg_log2 = l;
             break;
-        }
         case 'r':
             if (parse_uint(optarg, 1000, &v) || v < 1)
                 return usage_error("bench codec", "--repeat: expected 1..1000");
@@ -197,8 +204,7 @@ static const char *bench_pack_help =
     "ChaCha20-Poly1305 and the codec alone measured in the same process, and the container's\n"
     "size and overhead (header, signatures, tags, hash lists, manifest) relative to the data.\n";
 
-static int cmd_bench_pack(int argc, char **argv)
-{
+static int cmd_bench_pack(int argc, char **argv) {
     static const struct option opts[] = {{"json", no_argument, 0, 'j'},
                                          {"threads", required_argument, 0, 't'},
                                          {"help", no_argument, 0, 'h'},
@@ -209,13 +215,19 @@ static int cmd_bench_pack(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'j': o.json = 1; break;
+        case 'j':
+            o.json = 1;
+            break;
         case 't':
-            if (parse_uint(optarg, 1024, &v)) return usage_error("bench pack", "--threads: expected 0..1024");
+            if (parse_uint(optarg, 1024, &v))
+                return usage_error("bench pack", "--threads: expected 0..1024");
             o.threads = (unsigned)v;
             break;
-        case 'h': fputs(bench_pack_help, stdout); return 0;
-        default: return usage_error("bench pack", "unknown option");
+        case 'h':
+            fputs(bench_pack_help, stdout);
+            return 0;
+        default:
+            return usage_error("bench pack", "unknown option");
         }
     }
     if (optind + 1 != argc) return usage_error("bench pack", "expected exactly one MODEL");
@@ -540,15 +552,10 @@ static int cmd_pack(int argc, char **argv) {
                 return usage_error("pack", "--chunk-size: expected a power of two, 4096..16777216");
             o.chunk_size = (uint32_t)v;
             break;
-        case 's': {
-            if (parse_uint(optarg, 1u << TSEAL_SEG_LOG2_MAX, &v) ||
-                v < (1u << TSEAL_SEG_LOG2_MIN) || (v & (v - 1)))
+        case 's':
+            if (parse_segment(optarg, &o.codec.seg_log2))
                 return usage_error("pack", "--segment: expected a power of two, 64..16384");
-            uint8_t l = 0;
-            while ((1ull << l) < v) l++;
-            o.codec.seg_log2 = l;
             break;
-        }
         case 'j':
             json = 1;
             break;

@@ -47,6 +47,17 @@ static void histogram(const uint16_t *x, uint64_t n, uint64_t hist[256]) {
     }
 }
 
+static int check_args(uint64_t rows, uint64_t cols, const tseal_codec_params *p, uint64_t *n) {
+    if (tseal_mul_ovf(rows, cols, n) || *n > (UINT64_MAX >> 8))
+        return tseal_err(TSEAL_E_INVAL, "tensor of %llu x %llu elements is too large",
+                         (unsigned long long)rows, (unsigned long long)cols);
+    if (p->max_code_bits < 1 || p->max_code_bits > TSEAL_HUFF_MAX_BITS ||
+        p->seg_log2 < TSEAL_SEG_LOG2_MIN || p->seg_log2 > TSEAL_SEG_LOG2_MAX)
+        return tseal_err(TSEAL_E_INVAL, "codec parameters out of range (code bits %u, seg_log2 %u)",
+                         p->max_code_bits, p->seg_log2);
+    return 0;
+}
+
 static double entropy(const uint64_t hist[256], uint64_t n) {
     double h = 0;
     for (unsigned s = 0; s < 256; s++) {
@@ -284,13 +295,8 @@ int tseal_codec_encode(const uint16_t *bf16, uint64_t rows, uint64_t cols,
     memset(&e, 0, sizeof e);
     e.rows = rows;
     e.cols = cols;
-    if (tseal_mul_ovf(rows, cols, &e.n) || e.n > (UINT64_MAX >> 8))
-        return tseal_err(TSEAL_E_INVAL, "tensor of %llu x %llu elements is too large",
-                         (unsigned long long)rows, (unsigned long long)cols);
-    if (params->max_code_bits < 1 || params->max_code_bits > TSEAL_HUFF_MAX_BITS ||
-        params->seg_log2 < TSEAL_SEG_LOG2_MIN || params->seg_log2 > TSEAL_SEG_LOG2_MAX)
-        return tseal_err(TSEAL_E_INVAL, "codec parameters out of range (code bits %u, seg_log2 %u)",
-                         params->max_code_bits, params->seg_log2);
+    int bad = check_args(rows, cols, params, &e.n);
+    if (bad) return bad;
     if (e.n > 0 && !bf16) return tseal_err(TSEAL_E_INVAL, "NULL input");
     e.seg_log2 = params->seg_log2;
 
@@ -501,13 +507,8 @@ int tseal_codec_encode_stream(tseal_read_fn rd, void *rctx, uint64_t rows, uint6
     memset(&e, 0, sizeof e);
     e.rows = rows;
     e.cols = cols;
-    if (tseal_mul_ovf(rows, cols, &e.n) || e.n > (UINT64_MAX >> 8))
-        return tseal_err(TSEAL_E_INVAL, "tensor of %llu x %llu elements is too large",
-                         (unsigned long long)rows, (unsigned long long)cols);
-    if (params->max_code_bits < 1 || params->max_code_bits > TSEAL_HUFF_MAX_BITS ||
-        params->seg_log2 < TSEAL_SEG_LOG2_MIN || params->seg_log2 > TSEAL_SEG_LOG2_MAX)
-        return tseal_err(TSEAL_E_INVAL, "codec parameters out of range (code bits %u, seg_log2 %u)",
-                         params->max_code_bits, params->seg_log2);
+    int bad = check_args(rows, cols, params, &e.n);
+    if (bad) return bad;
     e.seg_log2 = params->seg_log2;
     stream_io io = {rd, rctx, wr, wctx, malloc(STREAM_CHUNK * 2), malloc(STREAM_OUT + 16), 0};
     int r = (!io.in || !io.out) ? tseal_err(TSEAL_E_NOMEM, "out of memory (encoder buffers)") : 0;

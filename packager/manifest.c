@@ -418,12 +418,9 @@ int tseal_mf_parse(const uint8_t *json, size_t len, const tseal_header *h, const
         (r = tseal_json_lex_check(json, len, 4, 64ull * h->n_segments + 64, 8, "manifest offset")))
         tseal_err_context("%s: manifest: ", label);
     cJSON *root = NULL;
-    if (!r) {
-        const char *end = NULL;
-        root = cJSON_ParseWithLengthOpts((const char *)json, len, &end, 0);
-        if (!root || end != (const char *)json + len)
-            r = bad(&c, "text", "not a single JSON value");
-    }
+    if (!r &&
+        (r = tseal_json_parse_exact(json, len, " \t\r\n", NULL, "manifest offset", NULL, &root)))
+        tseal_err_context("%s: manifest: ", label);
     if (!r) r = parse_root(&c, root, m);
     cJSON_Delete(root);
     free(c.seg_used);

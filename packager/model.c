@@ -166,16 +166,9 @@ static int index_parse_json(tseal_st_index *ix, const uint8_t *s, size_t len) {
     int rc = tseal_json_lex_check(s, len, INDEX_MAX_DEPTH, INDEX_MAX_TOKENS, INDEX_MAX_TOP_KEYS,
                                   "offset");
     if (rc) return rc;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts((const char *)s, len, &end, 0);
-    if (!root) {
-        size_t at = end && end >= (const char *)s ? (size_t)(end - (const char *)s) : 0;
-        return tseal_err(TSEAL_E_CORRUPT, "not valid JSON (error at offset %zu)", at);
-    }
-    for (size_t at = (size_t)(end - (const char *)s); !rc && at < len; at++)
-        if (!memchr(" \t\r\n", s[at], 4))
-            rc = tseal_err(TSEAL_E_CORRUPT, "byte 0x%02x at offset %zu after the JSON value", s[at],
-                           at);
+    cJSON *root = NULL;
+    rc = tseal_json_parse_exact(s, len, " \t\r\n", NULL, "offset", NULL, &root);
+    if (rc) return rc;
     const cJSON *c, *map = NULL;
     if (!rc && !cJSON_IsObject(root)) rc = tseal_err(TSEAL_E_CORRUPT, "top level is not an object");
     if (!rc && s[0] != '{' && !memchr(" \t\r\n", s[0], 4)) /* cJSON also skips a BOM */

@@ -25,6 +25,16 @@
 int tseal_json_lex_check(const uint8_t *s, size_t n, unsigned max_depth, uint64_t max_tokens,
                          uint64_t max_top_keys, const char *where);
 
+/*
+ * Parse exactly `len` bytes with cJSON: one JSON value, then only bytes from `pad` (" " for a
+ * safetensors header, " \t\r\n" elsewhere). Errors: "<what> is not valid JSON (error at
+ * <where> N)" and "byte 0xXX at <where> N after the JSON value<pad_hint>" (what may be NULL).
+ * Run tseal_json_lex_check first: cJSON alone is too lenient. *out is freed with cJSON_Delete.
+ */
+struct cJSON;
+int tseal_json_parse_exact(const uint8_t *s, size_t len, const char *pad, const char *what,
+                           const char *where, const char *pad_hint, struct cJSON **out);
+
 /* One weight_map entry of a sharded-checkpoint index. */
 typedef struct {
     char *tensor;   /* tensor name, valid UTF-8 */

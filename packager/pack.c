@@ -221,26 +221,36 @@ static int sw_write(void *ctx, const void *data, size_t len) {
     return 0;
 }
 
+/* Append a finished segment's table entry. */
+static tseal_segment *sw_record(segwriter *w, uint8_t kind, uint32_t chunks, uint64_t offset,
+                                uint64_t pt_len) {
+    if (w->n_segs == w->cap_segs) {
+        uint32_t nc = w->cap_segs ? 2 * w->cap_segs : 64;
+        tseal_segment *s = realloc(w->segs, nc * sizeof *s);
+        if (!s) {
+            tseal_err(TSEAL_E_NOMEM, "out of memory");
+            return NULL;
+        }
+        w->segs = s;
+        w->cap_segs = nc;
+    }
+    tseal_segment *s = &w->segs[w->n_segs++];
+    memset(s, 0, sizeof *s);
+    s->kind = kind;
+    s->chunk_count = chunks;
+    s->offset = offset;
+    s->pt_len = pt_len;
+    return s;
+}
+
 static int sw_end(segwriter *w) {
     int r = sw_flush(w, 1);
     size_t list_len = (size_t)w->chunks * TSEAL_HASH_BYTES;
     if (!r) r = tseal_write_full(w->fd, w->list, list_len, w->path);
     if (r) return r;
     w->payload_pos += list_len;
-    if (w->n_segs == w->cap_segs) {
-        uint32_t nc = w->cap_segs ? 2 * w->cap_segs : 64;
-        tseal_segment *s = realloc(w->segs, nc * sizeof *s);
-        if (!s) return tseal_err(TSEAL_E_NOMEM, "out of memory");
-        w->segs = s;
-        w->cap_segs = nc;
-    }
-    tseal_segment *s = &w->segs[w->n_segs++];
-    memset(s, 0, sizeof *s);
-    s->kind = w->kind;
-    s->chunk_count = w->chunks;
-    s->offset = w->offset;
-    s->pt_len = w->pt_len;
-    return tseal_sha256(w->list, list_len, s->list_hash);
+    tseal_segment *s = sw_record(w, w->kind, w->chunks, w->offset, w->pt_len);
+    return s ? tseal_sha256(w->list, list_len, s->list_hash) : TSEAL_E_NOMEM;
 }
 
 /* A segment encrypted in one go (several threads): write it and record its entry. */
@@ -258,19 +268,8 @@ static int sw_put_whole(segwriter *w, uint8_t kind, const uint8_t *pt, uint64_t 
     if (!r) r = tseal_write_full(w->fd, ct, ct_len, w->path);
     free(ct);
     if (r) return r;
-    if (w->n_segs == w->cap_segs) {
-        uint32_t nc = w->cap_segs ? 2 * w->cap_segs : 64;
-        tseal_segment *s = realloc(w->segs, nc * sizeof *s);
-        if (!s) return tseal_err(TSEAL_E_NOMEM, "out of memory");
-        w->segs = s;
-        w->cap_segs = nc;
-    }
-    tseal_segment *s = &w->segs[w->n_segs++];
-    memset(s, 0, sizeof *s);
-    s->kind = kind;
-    s->chunk_count = chunks;
-    s->offset = w->payload_pos;
-    s->pt_len = pt_len;
+    tseal_segment *s = sw_record(w, kind, chunks, w->payload_pos, pt_len);
+    if (!s) return TSEAL_E_NOMEM;
     memcpy(s->list_hash, list_hash, TSEAL_HASH_BYTES);
     w->payload_pos += ct_len;
     return 0;

@@ -499,22 +499,10 @@ static int st_parse_header(tseal_st *st, uint64_t buf_size) {
                                   "header offset");
     if (rc) return rc;
 
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts((const char *)h, n, &end, 0);
-    if (!root) {
-        size_t at = end && end >= (const char *)h ? (size_t)(end - (const char *)h) : 0;
-        return tseal_err(TSEAL_E_CORRUPT, "header is not valid JSON (error at header offset %zu)",
-                         at);
-    }
-    for (size_t at = (size_t)(end - (const char *)h); at < n; at++) {
-        if (h[at] != ' ') {
-            cJSON_Delete(root);
-            return tseal_err(TSEAL_E_CORRUPT,
-                             "byte 0x%02x at header offset %zu after the JSON value (only spaces "
-                             "may pad the header)",
-                             h[at], at);
-        }
-    }
+    cJSON *root = NULL;
+    rc = tseal_json_parse_exact(h, n, " ", "header", "header offset",
+                                " (only spaces may pad the header)", &root);
+    if (rc) return rc;
     if (!cJSON_IsObject(root)) {
         rc = tseal_err(TSEAL_E_CORRUPT, "header top level is not a JSON object");
     } else if (h[0] != '{') { /* cJSON skips a BOM and leading whitespace; the format does not */
@@ -1045,4 +1033,25 @@ void tseal_st_writer_abort(tseal_st_writer *w) {
     if (!w) return;
     tseal_atomic_abort(&w->f);
     w_free(w);
+}
+
+int tseal_json_parse_exact(const uint8_t *s, size_t len, const char *pad, const char *what,
+                           const char *where, const char *pad_hint, cJSON **out) {
+    const char *end = NULL;
+    *out = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts((const char *)s, len, &end, 0);
+    if (!root) {
+        size_t at = end && end >= (const char *)s ? (size_t)(end - (const char *)s) : 0;
+        return tseal_err(TSEAL_E_CORRUPT, "%s%snot valid JSON (error at %s %zu)", what ? what : "",
+                         what ? " is " : "", where, at);
+    }
+    for (size_t at = (size_t)(end - (const char *)s); at < len; at++) {
+        if (!memchr(pad, s[at], strlen(pad))) {
+            cJSON_Delete(root);
+            return tseal_err(TSEAL_E_CORRUPT, "byte 0x%02x at %s %zu after the JSON value%s", s[at],
+                             where, at, pad_hint ? pad_hint : "");
+        }
+    }
+    *out = root;
+    return 0;
 }
