@@ -58,6 +58,21 @@ static int check_args(uint64_t rows, uint64_t cols, const tseal_codec_params *p,
     return 0;
 }
 
+static double entropy(const uint64_t hist[256], uint64_t n);
+
+static void fill_stats(const enc_state *e, uint8_t mode, uint64_t total, tseal_codec_stats *st) {
+    memset(st, 0, sizeof *st);
+    st->mode = mode;
+    st->n_elems = e->n;
+    st->n_symbols = e->nsym;
+    st->exp_entropy_bits = e->n ? entropy(e->hist, e->n) : 0;
+    if (mode == TSEAL_CT_MODE_HUFF) {
+        st->exp_stream_bits = e->exp_bits;
+        st->index_bytes = 8 * e->n_groups + (e->n_segs * e->width + 7) / 8;
+    }
+    st->total_bytes = total;
+}
+
 static double entropy(const uint64_t hist[256], uint64_t n) {
     double h = 0;
     for (unsigned s = 0; s < 256; s++) {
@@ -322,16 +337,7 @@ int tseal_codec_encode(const uint16_t *bf16, uint64_t rows, uint64_t cols,
         }
     }
     if (r == 0 && stats) {
-        memset(stats, 0, sizeof *stats);
-        stats->mode = mode;
-        stats->n_elems = e.n;
-        stats->n_symbols = e.nsym;
-        stats->exp_entropy_bits = e.n ? entropy(e.hist, e.n) : 0;
-        if (mode == TSEAL_CT_MODE_HUFF) {
-            stats->exp_stream_bits = e.exp_bits;
-            stats->index_bytes = 8 * e.n_groups + (e.n_segs * e.width + 7) / 8;
-        }
-        stats->total_bytes = out->size;
+        fill_stats(&e, mode, out->size, stats);
     }
     free(e.seg_bits);
     return r;
@@ -545,16 +551,7 @@ int tseal_codec_encode_stream(tseal_read_fn rd, void *rctx, uint64_t rows, uint6
                       (unsigned long long)io.written, (unsigned long long)size);
     if (!r && blob_size) *blob_size = size;
     if (!r && stats) {
-        memset(stats, 0, sizeof *stats);
-        stats->mode = mode;
-        stats->n_elems = e.n;
-        stats->n_symbols = e.nsym;
-        stats->exp_entropy_bits = e.n ? entropy(e.hist, e.n) : 0;
-        if (mode == TSEAL_CT_MODE_HUFF) {
-            stats->exp_stream_bits = e.exp_bits;
-            stats->index_bytes = 8 * e.n_groups + (e.n_segs * e.width + 7) / 8;
-        }
-        stats->total_bytes = size;
+        fill_stats(&e, mode, size, stats);
     }
     free(io.in);
     free(io.out);
