@@ -29,7 +29,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wvla -Wpointer-arith
 HARDEN  := -fstack-protector-strong -fstack-clash-protection -fcf-protection -fPIC \
            -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2
-INC     := -Iinclude -Icommon -Icodec -Icrypto -Ipackager -Ikernels -Ibench
+INC     := -Iinclude -Icommon -Icodec -Icrypto -Ipackager -Ipolicy -Ikernels -Ibench
 ifneq ($(DEPS_PREFIX),)
 INC     += -I$(DEPS_PREFIX)/usr/include -I$(DEPS_PREFIX)/usr/include/x86_64-linux-gnu
 DEPLIB  := -L$(DEPS_PREFIX)/usr/lib/x86_64-linux-gnu -Wl,-rpath,$(DEPS_PREFIX)/usr/lib/x86_64-linux-gnu \
