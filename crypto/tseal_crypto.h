@@ -73,6 +73,20 @@ int tseal_sha256_update(tseal_sha256_ctx *ctx, const void *p, size_t n);
 int tseal_sha256_final(tseal_sha256_ctx *ctx, uint8_t out[TSEAL_HASH_BYTES]);
 void tseal_sha256_free(tseal_sha256_ctx *ctx);
 
+/*
+ * Tensor digest: SHA-256 tree over 1 MiB leaves (crypto/tree.c, docs/FORMAT.md 5.5), so
+ * leaves can be hashed in parallel where the tensor is decoded. Streaming and one-shot
+ * (parallel over `nthreads`, 0 = all CPUs) forms give the same root.
+ */
+#define TSEAL_TREE_LEAF (1u << 20)
+typedef struct tseal_tree_ctx tseal_tree_ctx;
+int tseal_tree_new(tseal_tree_ctx **ctx);
+int tseal_tree_update(tseal_tree_ctx *ctx, const void *p, size_t n);
+/* Writes the root and resets the context for the next tensor. */
+int tseal_tree_final(tseal_tree_ctx *ctx, uint8_t out[TSEAL_HASH_BYTES]);
+void tseal_tree_free(tseal_tree_ctx *ctx);
+int tseal_tree_hash(const void *p, uint64_t n, unsigned nthreads, uint8_t out[TSEAL_HASH_BYTES]);
+
 /* HKDF-SHA256 (RFC 5869) through OpenSSL's EVP_KDF; out_len <= 255 * 32. */
 int tseal_hkdf_sha256(const uint8_t *ikm, size_t ikm_len, const uint8_t *salt, size_t salt_len,
                       const uint8_t *info, size_t info_len, uint8_t *out, size_t out_len);

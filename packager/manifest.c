@@ -107,7 +107,7 @@ int tseal_mf_serialize(const tseal_manifest *m, char **json, size_t *len) {
         cJSON_AddNumberToObject(o, "segment", t->segment);
         cJSON_AddStringToObject(o, "encoding", t->coded ? "tsc1" : "raw");
         tseal_hex(t->sha256, TSEAL_HASH_BYTES, hex);
-        cJSON_AddStringToObject(o, "sha256", hex);
+        cJSON_AddStringToObject(o, "tree_sha256", hex);
     }
     *json = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
@@ -194,17 +194,17 @@ static int get_str(const mf_ctx *c, const cJSON *o, const char *key, const char 
     return 0;
 }
 
-static int get_hash(const mf_ctx *c, const cJSON *o, const char *where,
+static int get_hash(const mf_ctx *c, const cJSON *o, const char *key, const char *where,
                     uint8_t out[TSEAL_HASH_BYTES]) {
     const char *s = NULL;
-    int r = get_str(c, o, "sha256", where, &s);
+    int r = get_str(c, o, key, where, &s);
     if (r) return r;
-    if (strlen(s) != 2 * TSEAL_HASH_BYTES) return bad(c, where, "sha256 is not 64 hex digits");
+    if (strlen(s) != 2 * TSEAL_HASH_BYTES) return bad(c, where, "digest is not 64 hex digits");
     for (int i = 0; i < 2 * TSEAL_HASH_BYTES; i++) {
         int v = (s[i] >= '0' && s[i] <= '9')   ? s[i] - '0'
                 : (s[i] >= 'a' && s[i] <= 'f') ? s[i] - 'a' + 10
                                                : -1;
-        if (v < 0) return bad(c, where, "sha256 is not lower-case hex");
+        if (v < 0) return bad(c, where, "digest is not lower-case hex");
         if (i & 1)
             out[i / 2] |= (uint8_t)v;
         else
@@ -223,8 +223,8 @@ static int use_segment(const mf_ctx *c, uint64_t s, uint8_t kind, const char *wh
 }
 
 static int parse_tensor(const mf_ctx *c, const cJSON *o, uint32_t i, tseal_mf_tensor *t) {
-    static const char *const names[] = {"name",    "dtype",    "shape", "bytes",
-                                        "segment", "encoding", "sha256"};
+    static const char *const names[] = {"name",    "dtype",    "shape",      "bytes",
+                                        "segment", "encoding", "tree_sha256"};
     char where[64];
     snprintf(where, sizeof where, "tensor %u", i);
     int r = members_exact(c, o, where, names, 7, 0);
@@ -266,7 +266,7 @@ static int parse_tensor(const mf_ctx *c, const cJSON *o, uint32_t i, tseal_mf_te
         return bad(c, where, "tsc1 encoding of a non-BF16 tensor");
     if (!t->coded && c->h->segments[t->segment].pt_len != t->bytes)
         return bad(c, where, "raw segment length != tensor bytes");
-    return get_hash(c, o, where, t->sha256);
+    return get_hash(c, o, "tree_sha256", where, t->sha256);
 }
 
 static int parse_file(const mf_ctx *c, const cJSON *o, uint32_t i, const tseal_manifest *m,
@@ -287,7 +287,7 @@ static int parse_file(const mf_ctx *c, const cJSON *o, uint32_t i, const tseal_m
                                             : 0;
     if (!f->kind) return bad(c, where, "unknown kind");
     if ((r = get_u64(c, o, "size", where, UINT64_MAX, &f->size)) ||
-        (r = get_hash(c, o, where, f->sha256)))
+        (r = get_hash(c, o, "sha256", where, f->sha256)))
         return r;
     if ((r = get_u64(c, o, "segment", where, UINT32_MAX, &v))) return r;
     f->segment = (uint32_t)v;

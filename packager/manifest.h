@@ -23,7 +23,7 @@ typedef struct {
     uint64_t bytes;                   /* original tensor bytes */
     uint32_t segment;                 /* TENSOR segment */
     int coded;                        /* 1: a TSC1 coded blob; 0: the raw bytes */
-    uint8_t sha256[TSEAL_HASH_BYTES]; /* of the original bytes */
+    uint8_t sha256[TSEAL_HASH_BYTES]; /* tree digest of the original bytes (tseal_tree_hash) */
 } tseal_mf_tensor;
 
 typedef struct {

@@ -281,7 +281,8 @@ typedef struct {
     const tseal_pack_opts *o;
     segwriter *w;
     tseal_manifest *m;
-    tseal_sha256_ctx *file_sha, *tensor_sha;
+    tseal_sha256_ctx *file_sha;
+    tseal_tree_ctx *tensor_tree; /* the tensor digest (tree hash) */
     tseal_pack_report *rep;
     uint64_t done_bytes, total_bytes;
     uint32_t done_items, total_items;
@@ -325,7 +326,7 @@ static int stream_read(void *ctx, uint64_t first, uint16_t *buf, uint64_t n) {
         s->sum = mix(s->sum, buf, n);
         s->pos += n;
         if (s->passes == 1) {
-            if ((r = tseal_sha256_update(s->c->tensor_sha, buf, 2 * n)) ||
+            if ((r = tseal_tree_update(s->c->tensor_tree, buf, 2 * n)) ||
                 (r = tseal_sha256_update(s->c->file_sha, buf, 2 * n)))
                 return r;
             if (s->pos == s->n) s->first_sum = s->sum;
@@ -356,7 +357,8 @@ static int coded_part(void *arg, unsigned item) {
     coded_job *j = arg;
     if (item == 0)
         return tseal_codec_encode(j->x, j->rows, j->cols, &j->c->o->codec, &j->blob, NULL);
-    return tseal_sha256_update(item == 1 ? j->c->tensor_sha : j->c->file_sha, j->x, j->bytes);
+    if (item == 1) return tseal_tree_update(j->c->tensor_tree, j->x, j->bytes);
+    return tseal_sha256_update(j->c->file_sha, j->x, j->bytes);
 }
 
 static int pack_coded(pack_ctx *c, const tseal_st *st, size_t i, const tseal_st_tensor *t,
@@ -394,7 +396,7 @@ static int pack_raw_tensor(pack_ctx *c, const tseal_st *st, size_t i, uint64_t b
     for (uint64_t off = 0; off < bytes && !r; off += READ_BLOCK) {
         size_t k = bytes - off < READ_BLOCK ? (size_t)(bytes - off) : READ_BLOCK;
         r = tseal_st_read(st, i, off, b, k);
-        if (!r) r = tseal_sha256_update(c->tensor_sha, b, k);
+        if (!r) r = tseal_tree_update(c->tensor_tree, b, k);
         if (!r) r = tseal_sha256_update(c->file_sha, b, k);
         if (!r) r = sw_write(c->w, b, k);
     }
@@ -430,7 +432,7 @@ static int pack_safetensors(pack_ctx *c, in_file *f) {
         if (!r)
             r = mt->coded ? pack_coded(c, f->st, i, t, &whole)
                           : pack_raw_tensor(c, f->st, i, mt->bytes);
-        if (!r) r = tseal_sha256_final(c->tensor_sha, mt->sha256);
+        if (!r) r = tseal_tree_final(c->tensor_tree, mt->sha256);
         if (!r && !whole) r = sw_end(c->w);
         if (r) tseal_err_context("%s: tensor '%.200s': ", f->abs, t->name);
         c->rep->tensors++;
@@ -644,7 +646,7 @@ int tseal_pack(const char *input, const char *output, const tseal_pack_opts *o,
                   .threads = o->threads ? o->threads : tseal_cpu_count()};
     if (!content_key || !w.key || !w.buf || !w.ct) r = tseal_err(TSEAL_E_NOMEM, "out of memory");
     if (!r) r = tseal_sha256_new(&c.file_sha);
-    if (!r) r = tseal_sha256_new(&c.tensor_sha);
+    if (!r) r = tseal_tree_new(&c.tensor_tree);
     if (!r) r = load_keys(&oo, &keys);
     if (!r) r = collect_inputs(input, &in);
     uint32_t n_segments = 1;
@@ -698,7 +700,7 @@ int tseal_pack(const char *input, const char *output, const tseal_pack_opts *o,
     free(w.list);
     free(w.segs);
     tseal_sha256_free(c.file_sha);
-    tseal_sha256_free(c.tensor_sha);
+    tseal_tree_free(c.tensor_tree);
     tseal_header_free(&h);
     tseal_mf_free(&m);
     free_inputs(&in);

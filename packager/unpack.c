@@ -68,7 +68,8 @@ typedef struct {
     uint8_t *content_key; /* secure; NULL without a key */
     uint8_t *chunk;       /* secure: one plaintext chunk */
     tseal_manifest m;
-    tseal_sha256_ctx *file_sha, *tensor_sha;
+    tseal_sha256_ctx *file_sha;
+    tseal_tree_ctx *tensor_tree;
     uint8_t *blob; /* secure: a whole decrypted segment, reused (grows) */
     uint64_t blob_cap;
     uint8_t *dec; /* secure: decoded BF16 rows, reused */
@@ -181,7 +182,7 @@ typedef struct {
 static int emit_part(void *arg, unsigned item) {
     const emit_job *e = arg;
     if (item == 0) return tseal_sha256_update(e->v->file_sha, e->p, e->n);
-    if (e->tensor && !e->v->outdir) return tseal_sha256_update(e->v->tensor_sha, e->p, e->n);
+    if (e->tensor && !e->v->outdir) return tseal_tree_update(e->v->tensor_tree, e->p, e->n);
     if (e->v->fd >= 0) return tseal_write_full(e->v->fd, e->p, e->n, "output file");
     return 0;
 }
@@ -240,7 +241,7 @@ static int restore_tensor(vctx *v, const tseal_mf_tensor *t) {
     }
     uint8_t h[TSEAL_HASH_BYTES];
     if (!r && !v->outdir) {
-        r = tseal_sha256_final(v->tensor_sha, h);
+        r = tseal_tree_final(v->tensor_tree, h);
         if (!r && !tseal_equal(h, t->sha256, TSEAL_HASH_BYTES))
             r = tseal_err(TSEAL_E_VERIFY, "decoded bytes do not match the signed SHA-256");
     }
@@ -347,11 +348,11 @@ static int run(const char *path, const tseal_verify_opts *o, tseal_verify_report
         if (!v.chunk) r = TSEAL_E_NOMEM;
     }
     if (!r) r = tseal_sha256_new(&v.file_sha);
-    if (!r) r = tseal_sha256_new(&v.tensor_sha);
+    if (!r) r = tseal_tree_new(&v.tensor_tree);
     if (!r) r = verify_body(&v);
     if (v.fd >= 0) close(v.fd);
     tseal_sha256_free(v.file_sha);
-    tseal_sha256_free(v.tensor_sha);
+    tseal_tree_free(v.tensor_tree);
     tseal_secure_free(v.chunk);
     tseal_secure_free(v.blob);
     tseal_secure_free(v.dec);

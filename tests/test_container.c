@@ -731,7 +731,7 @@ Test(container_attack, manifest_segment_reused) {
     manifest_attack("\"segment\":0", "\"segment\":1", "segment");
 }
 Test(container_attack, manifest_wrong_digest) {
-    manifest_attack("\"sha256\":\"", "\"sha256\":\"0", "sha256");
+    manifest_attack("\"sha256\":\"", "\"sha256\":\"0", "digest");
 }
 Test(container_attack, manifest_model_id_differs) {
     manifest_attack("\"model_id\":\"acme/credit-7b\"", "\"model_id\":\"acme/other\"", "model id");

@@ -74,7 +74,7 @@ Test(vectors, v3_raw) {
 
 #include "tseal_crypto.h"
 
-#define CV_SHA "122c395a17db55fb0cbce3a03b38ecf755e2d4d71a5c8612f2eec824e391b210"
+#define CV_SHA "96c42a6709fbfe7481c1eeb3bc3a52066696482f156dcecbfd726764ef6bccbb"
 
 static void keyfile(tseal_key_kind kind, uint8_t seed, const char *sk_path, const char *pk_path,
                     char *sk_hex) {
