@@ -18,6 +18,7 @@
 #include "bench.h"
 #include "tseal.h"
 #include "tseal_crypto.h"
+#include "tseal_policy.h"
 
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_VERIFY = 3, EXIT_IO = 4, EXIT_NOGPU = 5 };
 
@@ -64,6 +65,10 @@ static const char *main_help =
     "  verify FILE --trust PUB [--key KEY]     check signature, every chunk (and with a key,\n"
     "                        every tensor and file digest)\n"
     "  unpack FILE --key KEY -o DIR            restore the original files byte for byte\n"
+    "  sign --add FILE --sign-key KEY          add a signature (k-of-n signing)\n"
+    "  policy init|show|sign                   deployment policies (who and what may load)\n"
+    "  audit FILE --key K --policy P --report R --audit-key A   decode, check, signed report\n"
+    "  audit-verify REPORT --trust AUDITOR.pub                  check an audit report\n"
     "  bench codec PATH...   compression and speed of the exponent codec (vs zstd)\n"
     "  check PATH            strictly validate a safetensors file, sharded checkpoint or folder\n"
     "  convert IN -o OUT     copy a safetensors file with F32/F16 tensors converted to BF16\n"
@@ -713,18 +718,25 @@ static int cmd_inspect(int argc, char **argv) {
 /* ---- verify, unpack ---------------------------------------------------------------------- */
 
 static const char *verify_help =
-    "Usage: tseal verify FILE --trust SIGNER.pub [--trust ...] [--key KEY] [--passphrase-file F]\n"
-    "                    [--json] [-q]\n"
+    "Usage: tseal verify FILE (--trust SIGNER.pub ... | --policy P [--policy-key K] [--state S]\n"
+    "                    [--attestation REPORT]) [--key KEY] [--passphrase-file F] [--json] [-q]\n"
     "\n"
     "Verify a container: every signature valid and one by a trusted key, not expired, and every\n"
     "chunk of every segment equal to its signed SHA-256. With --key (a recipient secret key):\n"
     "also unwrap the content key, check the key commitment, authenticate and decrypt every\n"
     "chunk, parse the manifest, decode every tensor and check every tensor's and file's\n"
-    "signed SHA-256. Exit code 0 if everything verified, 3 if anything did not.\n";
+    "signed digest. Exit code 0 if everything verified, 3 if anything did not.\n"
+    "\n"
+    "With --policy (docs/POLICY.md) the site policy decides trust instead of --trust: trusted\n"
+    "and revoked signers, k-of-n threshold, allowed suites and models (minimum version,\n"
+    "pinned digests), limits, required audit reports (--attestation) and rollback protection\n"
+    "(--state FILE: the highest version accepted per model and signer, raised only after\n"
+    "full verification). Every reason for a denial is printed. --policy-key K requires the\n"
+    "policy itself to be signed by K.\n";
 
 static const char *unpack_help =
-    "Usage: tseal unpack FILE --key KEY -o DIR [--trust SIGNER.pub ...] [--passphrase-file F]\n"
-    "                    [--json] [-q]\n"
+    "Usage: tseal unpack FILE --key KEY -o DIR [--trust SIGNER.pub ... | --policy P ...]\n"
+    "                    [--passphrase-file F] [--json] [-q]\n"
     "\n"
     "Verify and restore every original file of the model under DIR (which must not exist or be\n"
     "empty), byte for byte: each file is checked against its signed SHA-256. The files are\n"
@@ -737,14 +749,18 @@ static int verify_or_unpack(int argc, char **argv, int unpack) {
                                          {"key", required_argument, 0, 'k'},
                                          {"passphrase-file", required_argument, 0, 'p'},
                                          {"output", required_argument, 0, 'o'},
+                                         {"policy", required_argument, 0, 'P'},
+                                         {"policy-key", required_argument, 0, 'K'},
+                                         {"state", required_argument, 0, 'S'},
+                                         {"attestation", required_argument, 0, 'A'},
                                          {"json", no_argument, 0, 'j'},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *cmd = unpack ? "unpack" : "verify", *trust[16], *outp = NULL;
+    const char *cmd = unpack ? "unpack" : "verify", *trust[16], *outp = NULL, *pkeys[16], *att[16];
     tseal_verify_opts o;
     memset(&o, 0, sizeof o);
-    unsigned nt = 0;
+    unsigned nt = 0, npk = 0, na = 0;
     int json = 0, quiet = 0, c;
     while ((c = getopt_long(argc, argv, "o:qh", opts, NULL)) != -1) {
         switch (c) {
@@ -760,6 +776,20 @@ static int verify_or_unpack(int argc, char **argv, int unpack) {
             break;
         case 'o':
             outp = optarg;
+            break;
+        case 'P':
+            o.policy = optarg;
+            break;
+        case 'K':
+            if (npk >= 16) return usage_error(cmd, "at most 16 --policy-key keys");
+            pkeys[npk++] = optarg;
+            break;
+        case 'S':
+            o.state = optarg;
+            break;
+        case 'A':
+            if (na >= 16) return usage_error(cmd, "at most 16 --attestation reports");
+            att[na++] = optarg;
             break;
         case 'j':
             json = 1;
@@ -777,9 +807,14 @@ static int verify_or_unpack(int argc, char **argv, int unpack) {
     if (optind + 1 != argc) return usage_error(cmd, "expected exactly one FILE");
     if (unpack && (!o.key || !outp)) return usage_error(cmd, "--key and -o DIR are required");
     if (!unpack && outp) return usage_error(cmd, "-o is for unpack");
-    if (!unpack && !nt) return usage_error(cmd, "--trust SIGNER.pub is required");
+    if (!unpack && !nt && !o.policy) return usage_error(cmd, "--trust SIGNER.pub or --policy P is required");
+    if ((npk || o.state || na) && !o.policy) return usage_error(cmd, "--policy-key, --state and --attestation need --policy");
     o.trust = trust;
     o.n_trust = nt;
+    o.policy_keys = pkeys;
+    o.n_policy_keys = npk;
+    o.attestations = att;
+    o.n_attestations = na;
     progress_state ps = make_progress(quiet || json);
     o.progress = print_progress;
     o.progress_ctx = &ps;
@@ -799,6 +834,11 @@ static int verify_or_unpack(int argc, char **argv, int unpack) {
         cJSON_AddNumberToObject(j, "tensors_checked", rep.tensors_checked);
         cJSON_AddNumberToObject(j, "files_checked", rep.files_checked);
         cJSON_AddNumberToObject(j, "bytes_checked", (double)rep.bytes_checked);
+        if (o.policy) {
+            cJSON_AddStringToObject(j, "policy_id", rep.policy_id);
+            cJSON_AddBoolToObject(j, "policy_allowed", rep.policy_allowed);
+            cJSON_AddBoolToObject(j, "state_updated", rep.state_updated);
+        }
         if (unpack && r == 0) cJSON_AddStringToObject(j, "output", outp);
         if (r) {
             cJSON_AddStringToObject(j, "error", tseal_errmsg());
@@ -810,7 +850,10 @@ static int verify_or_unpack(int argc, char **argv, int unpack) {
         cJSON_Delete(j);
     }
     if (r) return json ? exit_code(r) : fail(r);
-    if (unpack && !nt)
+    if (!json && !quiet && rep.policy_allowed)
+        fprintf(stderr, "tseal %s: policy %s allows this artifact%s\n", cmd, rep.policy_id,
+                rep.state_updated ? "; rollback state raised" : "");
+    if (unpack && !nt && !o.policy)
         fprintf(stderr, "tseal unpack: warning: no --trust key given: the signature is intact but "
                         "the signer is NOT "
                         "authenticated\n");
@@ -823,18 +866,327 @@ static int verify_or_unpack(int argc, char **argv, int unpack) {
                     rep.files_checked, rep.tensors_checked, (double)rep.bytes_checked / 1e6, outp);
         else if (o.key)
             fprintf(stderr,
-                    "tseal verify: OK: signed by a trusted key (%u), %u segments authenticated and "
+                    "tseal verify: OK: %u trusted signature(s), %u segments authenticated and "
                     "decrypted, %u "
                     "tensors and %u files match their signed SHA-256\n",
                     rep.trusted_signatures, rep.segments_checked, rep.tensors_checked,
                     rep.files_checked);
         else
             fprintf(stderr,
-                    "tseal verify: OK: signed by a trusted key (%u), every chunk of %u segments "
+                    "tseal verify: OK: %u trusted signature(s), every chunk of %u segments "
                     "matches its "
                     "signed hash (%.1f MB); add --key to decrypt and check every tensor\n",
                     rep.trusted_signatures, rep.segments_checked, (double)rep.bytes_checked / 1e6);
     }
+    return 0;
+}
+
+
+/* ---- policy ----------------------------------------------------------------------------- */
+
+static const char *policy_help =
+    "Usage: tseal policy init --trust SIGNER.pub [--trust ...] --model ID --min-version N\n"
+    "                         [--threshold K] [--expires DATE] [--id POLICY_ID] -o site.json [--force]\n"
+    "       tseal policy show FILE [--policy-key K]\n"
+    "       tseal policy sign FILE --sign-key K [--passphrase-file F] -o OUT [--force]\n"
+    "\n"
+    "A deployment policy (docs/POLICY.md) says which artifacts a site may load: trusted and\n"
+    "revoked signers, a k-of-n signature threshold, allowed suites and models (minimum\n"
+    "version, pinned digests), size limits, required audit reports, rollback protection.\n"
+    "  init   write a valid policy to start from (then edit it)\n"
+    "  show   explain a policy, rule by rule (checks it strictly)\n"
+    "  sign   sign a policy with a policy key (verify --policy-key then requires it)\n";
+
+static int cmd_policy(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(policy_help, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    const char *sub = argv[1];
+    static const struct option opts[] = {{"trust", required_argument, 0, 't'},
+                                         {"model", required_argument, 0, 'm'},
+                                         {"min-version", required_argument, 0, 'v'},
+                                         {"threshold", required_argument, 0, 'k'},
+                                         {"expires", required_argument, 0, 'e'},
+                                         {"id", required_argument, 0, 'i'},
+                                         {"output", required_argument, 0, 'o'},
+                                         {"force", no_argument, 0, 'f'},
+                                         {"policy-key", required_argument, 0, 'K'},
+                                         {"sign-key", required_argument, 0, 's'},
+                                         {"passphrase-file", required_argument, 0, 'p'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *trust[64], *model = NULL, *outp = NULL, *id = NULL, *pkey = NULL, *skey = NULL, *passf = NULL;
+    unsigned nt = 0;
+    unsigned long long v, minv = 0, thr = 0;
+    int64_t expires = 0;
+    int force = 0, have_min = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc - 1, argv + 1, "o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 't':
+            if (nt >= 64) return usage_error("policy", "at most 64 --trust keys");
+            trust[nt++] = optarg;
+            break;
+        case 'm': model = optarg; break;
+        case 'v':
+            if (parse_uint(optarg, UINT64_MAX, &minv)) return usage_error("policy", "--min-version: expected an integer");
+            have_min = 1;
+            break;
+        case 'k':
+            if (parse_uint(optarg, 256, &thr) || thr < 1) return usage_error("policy", "--threshold: expected 1..256");
+            break;
+        case 'e':
+            if (parse_time(optarg, &expires)) return usage_error("policy", "--expires: expected YYYY-MM-DD");
+            break;
+        case 'i': id = optarg; break;
+        case 'o': outp = optarg; break;
+        case 'f': force = 1; break;
+        case 'K': pkey = optarg; break;
+        case 's': skey = optarg; break;
+        case 'p': passf = optarg; break;
+        case 'h': fputs(policy_help, stdout); return 0;
+        default: return usage_error("policy", "unknown option");
+        }
+    }
+    (void)v;
+    int rest = argc - 1 - optind;
+    char **args = argv + 1 + optind;
+    int r;
+    if (!strcmp(sub, "init")) {
+        if (rest || !nt || !model || !have_min || !outp)
+            return usage_error("policy", "init needs --trust, --model, --min-version and -o");
+        tseal_pubkey keys[64];
+        for (unsigned i = 0; i < nt; i++)
+            if ((r = tseal_pubkey_read(trust[i], &keys[i]))) return fail(r);
+        tseal_policy_init_opts po = {id, keys, nt, model, minv, expires, (unsigned)thr};
+        if ((r = tseal_policy_init(&po, outp, force))) return fail(r);
+        fprintf(stderr, "tseal policy: wrote %s (edit it, then check it with 'tseal policy show %s')\n", outp, outp);
+        return 0;
+    }
+    if (!strcmp(sub, "show")) {
+        if (rest != 1) return usage_error("policy", "show needs exactly one FILE");
+        tseal_pubkey k;
+        tseal_policy *pol;
+        if (pkey && (r = tseal_pubkey_read(pkey, &k))) return fail(r);
+        if ((r = tseal_policy_load(args[0], pkey ? &k : NULL, pkey ? 1 : 0, pkey != NULL, &pol))) return fail(r);
+        char *text = tseal_policy_explain(pol);
+        fputs(text ? text : "", stdout);
+        free(text);
+        tseal_policy_free(pol);
+        return 0;
+    }
+    if (!strcmp(sub, "sign")) {
+        if (rest != 1 || !skey || !outp) return usage_error("policy", "sign needs FILE, --sign-key and -o");
+        char *pass = NULL;
+        size_t pl = 0;
+        tseal_seckey *sk = NULL;
+        r = passf ? tseal_passphrase_read(passf, &pass, &pl) : 0;
+        if (!r) r = tseal_seckey_read(skey, pass, pl, &sk);
+        tseal_secure_free(pass);
+        if (!r) r = tseal_policy_sign(args[0], sk, outp, force);
+        tseal_seckey_free(sk);
+        if (r) return fail(r);
+        fprintf(stderr, "tseal policy: wrote signed policy %s\n", outp);
+        return 0;
+    }
+    fprintf(stderr, "tseal policy: unknown subcommand '%s' (init, show, sign)\n", sub);
+    return EXIT_USAGE;
+}
+
+/* ---- sign --add --------------------------------------------------------------------------- */
+
+static const char *sign_help =
+    "Usage: tseal sign --add FILE --sign-key KEY [--passphrase-file F] [-o OUT]\n"
+    "\n"
+    "Add a signature (for example an internal validation team's, toward a policy's k-of-n\n"
+    "threshold) to a container. Every existing signature must be valid. The signature covers\n"
+    "the public header, which commits to every ciphertext byte; verify the container first\n"
+    "(tseal verify --key) if you vouch for its contents. Without -o the file is replaced\n"
+    "(through a temporary file).\n";
+
+static int cmd_sign(int argc, char **argv)
+{
+    static const struct option opts[] = {{"add", required_argument, 0, 'a'},
+                                         {"sign-key", required_argument, 0, 's'},
+                                         {"passphrase-file", required_argument, 0, 'p'},
+                                         {"output", required_argument, 0, 'o'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *file = NULL, *key = NULL, *passf = NULL, *outp = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'a': file = optarg; break;
+        case 's': key = optarg; break;
+        case 'p': passf = optarg; break;
+        case 'o': outp = optarg; break;
+        case 'h': fputs(sign_help, stdout); return 0;
+        default: return usage_error("sign", "unknown option");
+        }
+    }
+    if (!file && optind + 1 == argc) file = argv[optind++];
+    if (!file || !key || optind != argc) return usage_error("sign", "expected --add FILE --sign-key KEY");
+    int r = tseal_sign_add(file, key, passf, outp);
+    if (r) return fail(r);
+    fprintf(stderr, "tseal sign: added a signature to %s\n", outp ? outp : file);
+    return 0;
+}
+
+/* ---- audit -------------------------------------------------------------------------------- */
+
+static const char *audit_help =
+    "Usage: tseal audit FILE --key KEY (--policy P | --trust SIGNER.pub) --report REPORT.json\n"
+    "                   --audit-key AUDITOR.sign.key [--reference DIR] [--device gpu|cpu|auto]\n"
+    "                   [--policy-key K] [--state S] [--passphrase-file F]\n"
+    "                   [--audit-passphrase-file F] [--json] [-q]\n"
+    "\n"
+    "Decode every tensor of the container (in locked memory; no decoded weight is written to\n"
+    "disk) and check that each hashes to its signed digest and each rebuilt file to its signed\n"
+    "SHA-256; with --reference, also that every original file is reproduced byte for byte and\n"
+    "which tensor differs if not. Runs the policy gate. Writes a signed report (in-toto\n"
+    "statement: artifact digest, model root digest, tool, device, policy id and digest,\n"
+    "signer ids, per-tensor expected/actual digests, result, time, nonce), also when the audit\n"
+    "fails. Check it with 'tseal audit-verify'. Exit code 0 if the audit passed, 3 if not.\n"
+    "--device gpu is not available yet (decoding on the GPU arrives with the GPU loader).\n";
+
+static int cmd_audit(int argc, char **argv)
+{
+    static const struct option opts[] = {{"key", required_argument, 0, 'k'},
+                                         {"passphrase-file", required_argument, 0, 'p'},
+                                         {"policy", required_argument, 0, 'P'},
+                                         {"policy-key", required_argument, 0, 'K'},
+                                         {"state", required_argument, 0, 'S'},
+                                         {"trust", required_argument, 0, 't'},
+                                         {"reference", required_argument, 0, 'R'},
+                                         {"device", required_argument, 0, 'd'},
+                                         {"report", required_argument, 0, 'r'},
+                                         {"audit-key", required_argument, 0, 'a'},
+                                         {"audit-passphrase-file", required_argument, 0, 'A'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"quiet", no_argument, 0, 'q'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    tseal_audit_opts o;
+    memset(&o, 0, sizeof o);
+    const char *trust[16], *pkeys[16];
+    unsigned nt = 0, npk = 0;
+    int json = 0, quiet = 0, c;
+    while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k': o.key = optarg; break;
+        case 'p': o.passphrase_file = optarg; break;
+        case 'P': o.policy = optarg; break;
+        case 'K':
+            if (npk >= 16) return usage_error("audit", "at most 16 --policy-key keys");
+            pkeys[npk++] = optarg;
+            break;
+        case 'S': o.state = optarg; break;
+        case 't':
+            if (nt >= 16) return usage_error("audit", "at most 16 --trust keys");
+            trust[nt++] = optarg;
+            break;
+        case 'R': o.reference = optarg; break;
+        case 'd': o.device = optarg; break;
+        case 'r': o.report = optarg; break;
+        case 'a': o.audit_key = optarg; break;
+        case 'A': o.audit_passphrase_file = optarg; break;
+        case 'j': json = 1; break;
+        case 'q': quiet = 1; break;
+        case 'h': fputs(audit_help, stdout); return 0;
+        default: return usage_error("audit", "unknown option");
+        }
+    }
+    if (optind + 1 != argc || !o.key || !o.report || !o.audit_key || (!o.policy && !nt))
+        return usage_error("audit", "expected FILE, --key, --report, --audit-key and --policy or --trust");
+    o.trust = trust;
+    o.n_trust = nt;
+    o.policy_keys = pkeys;
+    o.n_policy_keys = npk;
+    progress_state ps = make_progress(quiet || json);
+    o.progress = print_progress;
+    o.progress_ctx = &ps;
+    tseal_audit_result res;
+    int r = tseal_audit(argv[optind], &o, &res);
+    end_progress(&ps);
+    if (json) {
+        printf("{\"passed\": %s, \"report\": \"%s\", \"device\": \"%s\", \"tensors\": %u, \"tensors_ok\": %u, "
+               "\"files\": %u, \"files_ok\": %u, \"reference_mismatches\": %u}\n",
+               r == 0 ? "true" : "false", o.report, res.device, res.tensors, res.tensors_ok, res.files, res.files_ok,
+               res.reference_mismatches);
+        return exit_code(r);
+    }
+    if (r) {
+        if (res.tensors || res.files) fprintf(stderr, "tseal audit: signed report written to %s\n", o.report);
+        return fail(r);
+    }
+    if (!quiet)
+        fprintf(stderr,
+                "tseal audit: PASSED on %s: %u/%u tensors and %u/%u files match their signed digests%s; signed "
+                "report %s\n",
+                res.device, res.tensors_ok, res.tensors, res.files_ok, res.files,
+                o.reference ? " and the reference byte for byte" : "", o.report);
+    return 0;
+}
+
+static const char *audit_verify_help =
+    "Usage: tseal audit-verify REPORT.json --trust AUDITOR.sign.pub [--trust ...] [--json]\n"
+    "\n"
+    "Check an audit report: its signature by a trusted auditor key (any edited byte fails),\n"
+    "then print what it attests. Exit code 0 for an authentic report of a passed audit, 3 for\n"
+    "a modified or untrusted report, or an authentic report of a failed audit.\n";
+
+static int cmd_audit_verify(int argc, char **argv)
+{
+    static const struct option opts[] = {{"trust", required_argument, 0, 't'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *trust[16];
+    unsigned nt = 0;
+    int json = 0, c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 't':
+            if (nt >= 16) return usage_error("audit-verify", "at most 16 --trust keys");
+            trust[nt++] = optarg;
+            break;
+        case 'j': json = 1; break;
+        case 'h': fputs(audit_verify_help, stdout); return 0;
+        default: return usage_error("audit-verify", "unknown option");
+        }
+    }
+    if (optind + 1 != argc || !nt) return usage_error("audit-verify", "expected REPORT and --trust AUDITOR.pub");
+    tseal_report_info in;
+    int r = tseal_audit_verify(argv[optind], trust, nt, &in);
+    if (json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddBoolToObject(j, "authentic", r == 0 || in.auditor_key_id[0]);
+        cJSON_AddBoolToObject(j, "passed", r == 0);
+        cJSON_AddStringToObject(j, "model_id", in.model_id);
+        cJSON_AddNumberToObject(j, "version", (double)in.version);
+        cJSON_AddStringToObject(j, "artifact_digest", in.artifact_digest);
+        cJSON_AddStringToObject(j, "model_root", in.model_root);
+        cJSON_AddStringToObject(j, "auditor_key_id", in.auditor_key_id);
+        cJSON_AddStringToObject(j, "policy_id", in.policy_id);
+        cJSON_AddStringToObject(j, "time", in.time);
+        cJSON_AddStringToObject(j, "device", in.device);
+        cJSON_AddNumberToObject(j, "tensors", in.tensors);
+        cJSON_AddNumberToObject(j, "failures", in.failures);
+        if (r) cJSON_AddStringToObject(j, "error", tseal_errmsg());
+        char *s = cJSON_Print(j);
+        printf("%s\n", s ? s : "{}");
+        free(s);
+        cJSON_Delete(j);
+        return exit_code(r);
+    }
+    if (r) return fail(r);
+    printf("report      %s: authentic, signed by auditor key %s\n", argv[optind], in.auditor_key_id);
+    printf("result      PASSED on %s at %s\n", in.device, in.time);
+    printf("model       %s version %llu, %u tensors checked\n", in.model_id, (unsigned long long)in.version, in.tensors);
+    printf("artifact    sha256:%s\nmodel root  sha256:%s\n", in.artifact_digest, in.model_root);
+    if (in.policy_id[0]) printf("policy      %s\n", in.policy_id);
     return 0;
 }
 
@@ -940,6 +1292,10 @@ int main(int argc, char **argv) {
             if (!strcmp(argv[2], "inspect")) return cmd_inspect(2, sub);
             if (!strcmp(argv[2], "verify")) return verify_or_unpack(2, sub, 0);
             if (!strcmp(argv[2], "unpack")) return verify_or_unpack(2, sub, 1);
+            if (!strcmp(argv[2], "policy")) return cmd_policy(2, sub);
+            if (!strcmp(argv[2], "sign")) return cmd_sign(2, sub);
+            if (!strcmp(argv[2], "audit")) return cmd_audit(2, sub);
+            if (!strcmp(argv[2], "audit-verify")) return cmd_audit_verify(2, sub);
         }
         fputs(main_help, stdout);
         return 0;
@@ -959,6 +1315,10 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "inspect")) return cmd_inspect(argc - 1, argv + 1);
     if (!strcmp(cmd, "verify")) return verify_or_unpack(argc - 1, argv + 1, 0);
     if (!strcmp(cmd, "unpack")) return verify_or_unpack(argc - 1, argv + 1, 1);
+    if (!strcmp(cmd, "policy")) return cmd_policy(argc - 1, argv + 1);
+    if (!strcmp(cmd, "sign")) return cmd_sign(argc - 1, argv + 1);
+    if (!strcmp(cmd, "audit")) return cmd_audit(argc - 1, argv + 1);
+    if (!strcmp(cmd, "audit-verify")) return cmd_audit_verify(argc - 1, argv + 1);
     fprintf(stderr, "tseal: unknown command '%s'\n\n%s", cmd, main_help);
     return EXIT_USAGE;
 }

@@ -333,6 +333,13 @@ typedef struct {
     unsigned threads; /* decoder threads, 0 = all online CPUs */
     tseal_progress_fn progress;
     void *progress_ctx;
+    /* Deployment policy (docs/POLICY.md): the source of trust instead of `trust`. */
+    const char *policy;
+    const char *const *policy_keys; /* if any, the policy must be signed by one of them */
+    unsigned n_policy_keys;
+    const char *state;                /* rollback state: checked, raised after full verification */
+    const char *const *attestations;  /* audit reports offered to the policy */
+    unsigned n_attestations;
 } tseal_verify_opts;
 
 typedef struct {
@@ -341,6 +348,9 @@ typedef struct {
     int decrypted; /* a key was given and every chunk authenticated */
     uint32_t segments_checked, tensors_checked, files_checked;
     uint64_t bytes_checked;
+    int policy_allowed;   /* a policy was given and allowed the artifact */
+    int state_updated;    /* the rollback state file was raised */
+    char policy_id[129];
 } tseal_verify_report;
 
 /*
@@ -359,6 +369,66 @@ int tseal_verify(const char *path, const tseal_verify_opts *opts, tseal_verify_r
  */
 int tseal_unpack(const char *path, const char *outdir, const tseal_verify_opts *opts,
                  tseal_verify_report *report);
+
+/* Add a signature (e.g. an internal validation team's) to a container: every existing
+ * signature must be valid; the header and payload are unchanged. Writes `out` (NULL = replace
+ * `path`) through a temporary file. */
+int tseal_sign_add(const char *path, const char *sign_key, const char *passphrase_file,
+                   const char *out);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Audit (docs/POLICY.md, "Auditor's workflow")                                               */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct {
+    const char *key, *passphrase_file;  /* a recipient key of the container */
+    const char *policy;                 /* the site policy (or `trust`) */
+    const char *const *policy_keys;
+    unsigned n_policy_keys;
+    const char *state;                  /* read only: an audit never raises the rollback state */
+    const char *const *trust;
+    unsigned n_trust;
+    const char *reference;              /* original model folder (or .safetensors file) */
+    const char *device;                 /* "cpu", "gpu" or "auto" (NULL) */
+    const char *report;                 /* signed report to write */
+    const char *audit_key, *audit_passphrase_file; /* the auditor's signing key */
+    unsigned threads;
+    tseal_progress_fn progress;
+    void *progress_ctx;
+    const uint8_t *test_nonce;          /* tests only: 16 bytes, and the time */
+    int64_t test_time;
+} tseal_audit_opts;
+
+typedef struct {
+    int passed;
+    char device[8];
+    uint32_t tensors, tensors_ok, files, files_ok, reference_mismatches;
+    char first_failure[512];
+} tseal_audit_result;
+
+/*
+ * Decode every tensor (CPU, locked memory; nothing decoded is written to disk), check each
+ * against its signed digest, each rebuilt file against its signed SHA-256 and, with a
+ * reference, against the original files; run the policy gate; write a signed report (also
+ * when the audit fails, once the artifact could be identified). Returns 0 if it passed,
+ * TSEAL_E_VERIFY naming the first problem otherwise.
+ */
+int tseal_audit(const char *path, const tseal_audit_opts *opts, tseal_audit_result *res);
+
+typedef struct {
+    int passed;
+    char model_id[257];
+    uint64_t version;
+    char artifact_digest[65], model_root[65], auditor_key_id[33], policy_id[129];
+    char time[32], device[8];
+    uint32_t tensors, failures;
+    char first_failure[512];
+} tseal_report_info;
+
+/* Check a report's signatures (one by a trusted auditor key) and read it. TSEAL_E_VERIFY if
+ * any byte was changed, or if the authentic report records a failed audit. */
+int tseal_audit_verify(const char *report, const char *const *trust, unsigned n_trust,
+                       tseal_report_info *info);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Model tools: dtype conversion and the synthetic sample model                               */

@@ -65,4 +65,7 @@ int tseal_mf_path_ok(const char *p);
 
 void tseal_hex(const uint8_t *b, size_t n, char *out);
 
+/* Model root digest (docs/FORMAT.md 5.5): files' SHA-256 and tensors' digests, in order. */
+int tseal_mf_model_root(const tseal_manifest *m, uint8_t out[TSEAL_HASH_BYTES]);
+
 #endif

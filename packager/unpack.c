@@ -23,6 +23,7 @@
 #include "container.h"
 #include "internal.h"
 #include "manifest.h"
+#include "verify_internal.h"
 
 #define DECODE_BATCH_BYTES (16ull << 20) /* decoded BF16 bytes held at a time */
 
@@ -75,6 +76,8 @@ typedef struct {
     uint8_t *dec; /* secure: decoded BF16 rows, reused */
     uint64_t dec_cap;
     const char *outdir; /* temporary folder for unpack, NULL for verify */
+    const tseal_verify_hooks *hooks; /* audit: record every digest instead of stopping */
+    const tseal_mf_file *cur_file;   /* the file being rebuilt */
     int fd;             /* file being written, or -1 */
     uint64_t done_bytes, total_bytes;
     uint32_t done_items, total_items;
@@ -242,8 +245,10 @@ static int restore_tensor(vctx *v, const tseal_mf_tensor *t) {
     uint8_t h[TSEAL_HASH_BYTES];
     if (!r && !v->outdir) {
         r = tseal_tree_final(v->tensor_tree, h);
-        if (!r && !tseal_equal(h, t->sha256, TSEAL_HASH_BYTES))
-            r = tseal_err(TSEAL_E_VERIFY, "decoded bytes do not match the signed SHA-256");
+        if (!r && v->hooks)
+            r = v->hooks->tensor(v->hooks->ctx, v->cur_file, t, h);
+        else if (!r && !tseal_equal(h, t->sha256, TSEAL_HASH_BYTES))
+            r = tseal_err(TSEAL_E_VERIFY, "decoded bytes do not match the signed digest");
     }
     if (r) tseal_err_context("%s: tensor '%.200s': ", v->c->path, t->name);
     v->rep->tensors_checked += r == 0;
@@ -269,6 +274,7 @@ static int make_parents(const char *root, const char *rel) {
 
 static int restore_file(vctx *v, const tseal_mf_file *f) {
     int r = 0;
+    v->cur_file = f;
     if (v->outdir) {
         char p[TSEAL_MF_MAX_PATH + 4096 + 2];
         r = make_parents(v->outdir, f->path);
@@ -287,7 +293,8 @@ static int restore_file(vctx *v, const tseal_mf_file *f) {
     }
     uint8_t h[TSEAL_HASH_BYTES];
     if (!r) r = tseal_sha256_final(v->file_sha, h);
-    if (!r && !tseal_equal(h, f->sha256, TSEAL_HASH_BYTES))
+    if (!r && v->hooks) r = v->hooks->file(v->hooks->ctx, f, h);
+    else if (!r && !tseal_equal(h, f->sha256, TSEAL_HASH_BYTES))
         r = tseal_err(TSEAL_E_VERIFY,
                       "%s: file '%s': rebuilt bytes do not match the signed SHA-256", v->c->path,
                       f->path);
@@ -316,6 +323,7 @@ static int verify_body(vctx *v) {
     uint64_t mf_len = 0;
     int r = read_segment(v, h->n_segments - 1, TSEAL_MF_MAX_BYTES, &mf_len);
     if (!r) r = tseal_mf_parse(v->blob, mf_len, h, v->c->path, &v->m);
+    if (!r && v->hooks) r = v->hooks->manifest(v->hooks->ctx, &v->m);
     if (!r) tseal_wipe(v->blob, mf_len);
     if (r) return r;
     v->total_items = v->m.n_tensors;
@@ -327,21 +335,119 @@ static int verify_body(vctx *v) {
     return r;
 }
 
-static int run(const char *path, const tseal_verify_opts *o, tseal_verify_report *rep,
-               const char *tmpdir, int need_trust) {
+void tseal_container_gate_input(const tseal_container *c, uint8_t (*pks)[TSEAL_PK_BYTES],
+                                tseal_gate_input *in) {
+    const tseal_header *h = &c->h;
+    memset(in, 0, sizeof *in);
+    in->model_id = h->model_id;
+    in->version = h->model_version;
+    in->created = h->created;
+    in->expires = h->expires;
+    in->suite_name = h->suite == TSEAL_SUITE_V1 ? TSEAL_SUITE_NAME_V1 : "unknown";
+    in->header_bytes = c->header_len;
+    in->recipients = h->n_recipients;
+    for (uint32_t i = 0; i < h->n_segments; i++) {
+        if (h->segments[i].kind != TSEAL_SEG_TENSOR) continue;
+        in->tensors++;
+        if (h->segments[i].pt_len > in->largest_tensor_bytes)
+            in->largest_tensor_bytes = h->segments[i].pt_len;
+    }
+    memcpy(in->artifact_digest, c->header_digest, TSEAL_HASH_BYTES);
+    for (uint32_t i = 0; i < c->n_sigs; i++) memcpy(pks[i], c->sigs[i].pk, TSEAL_PK_BYTES);
+    in->signer_pks = (const uint8_t(*)[TSEAL_PK_BYTES])pks;
+    in->n_signers = c->n_sigs;
+}
+
+typedef struct {
+    tseal_policy *policy;
+    tseal_state *state;
+    tseal_gate_result res;
+    int have_res, denied;
+} gate_ctx;
+
+static int load_policy_keys(const tseal_verify_opts *o, tseal_pubkey **keys) {
+    *keys = NULL;
+    if (!o->n_policy_keys) return 0;
+    *keys = calloc(o->n_policy_keys, sizeof **keys);
+    if (!*keys) return tseal_err(TSEAL_E_NOMEM, "out of memory");
+    for (unsigned i = 0; i < o->n_policy_keys; i++) {
+        int r = tseal_pubkey_read(o->policy_keys[i], &(*keys)[i]);
+        if (r) return r;
+    }
+    return 0;
+}
+
+/* The deployment policy decides trust: every reason for a denial, or allow. */
+static int apply_policy(vctx *v, gate_ctx *g) {
+    const tseal_verify_opts *o = v->o;
+    tseal_pubkey *pkeys = NULL;
+    tseal_attestation *att = NULL;
+    int r = load_policy_keys(o, &pkeys);
+    if (!r) r = tseal_policy_load(o->policy, pkeys, o->n_policy_keys, o->n_policy_keys > 0, &g->policy);
+    free(pkeys);
+    if (!r && o->state) r = tseal_state_load(o->state, &g->state);
+    if (!r && o->n_attestations) {
+        att = calloc(o->n_attestations, sizeof *att);
+        if (!att) r = tseal_err(TSEAL_E_NOMEM, "out of memory");
+        for (unsigned i = 0; !r && i < o->n_attestations; i++)
+            r = tseal_report_attestation(o->attestations[i], &att[i]);
+    }
+    if (r) {
+        free(att);
+        return r;
+    }
+    uint8_t pks[TSEAL_MAX_SIGNATURES][TSEAL_PK_BYTES];
+    tseal_gate_input in;
+    tseal_container_gate_input(v->c, pks, &in);
+    in.attestations = att;
+    in.n_attestations = o->n_attestations;
+    r = tseal_policy_gate(g->policy, &in, g->state, o->now ? o->now : (int64_t)time(NULL), &g->res);
+    g->have_res = 1;
+    free(att);
+    snprintf(v->rep->policy_id, sizeof v->rep->policy_id, "%s", tseal_policy_id(g->policy));
+    if (r == TSEAL_E_DENIED) {
+        g->denied = 1;
+        if (v->hooks && v->hooks->opened) return 0; /* an audit records the denial */
+        tseal_err_context("%s: ", v->c->path);
+        return r;
+    }
+    if (!r) {
+        v->rep->policy_allowed = 1;
+        v->rep->trusted_signatures = g->res.n_counted; /* the signers the policy counted */
+    }
+    return r;
+}
+
+/* Raise the rollback state for every signer that counted, after full verification only. */
+static int record_state(vctx *v, gate_ctx *g) {
+    if (!v->o->state || !g->have_res || g->denied || v->hooks) return 0;
+    int r = tseal_state_record(g->state, v->o->state, v->c->h.model_id,
+                               (const uint8_t(*)[TSEAL_KEY_ID_BYTES])g->res.counted,
+                               g->res.n_counted, v->c->h.model_version);
+    if (!r) v->rep->state_updated = 1;
+    return r;
+}
+
+int tseal_verify_run(const char *path, const tseal_verify_opts *o, tseal_verify_report *rep,
+                     const char *tmpdir, int need_trust, const tseal_verify_hooks *hooks) {
     tseal_verify_report dummy;
     if (!rep) rep = &dummy;
     memset(rep, 0, sizeof *rep);
-    if (need_trust && o->n_trust == 0)
-        return tseal_err(TSEAL_E_INVAL, "verify needs at least one trusted key (--trust)");
-    vctx v = {.o = o, .rep = rep, .outdir = tmpdir, .fd = -1};
+    if (need_trust && o->n_trust == 0 && !o->policy)
+        return tseal_err(TSEAL_E_INVAL,
+                         "verify needs a trusted key (--trust) or a policy (--policy)");
+    vctx v = {.o = o, .rep = rep, .outdir = tmpdir, .fd = -1, .hooks = hooks};
+    gate_ctx g = {0};
     tseal_pubkey *trusted = NULL;
     int r = tseal_container_open(path, &v.c);
     if (!r) r = load_trust(o, &trusted);
     if (!r)
         r = tseal_container_check_signatures(v.c, trusted, o->n_trust, &rep->trusted_signatures);
     if (!r) rep->signature_ok = 1;
-    if (!r) r = check_expiry(&v);
+    if (!r && o->policy) r = apply_policy(&v, &g);
+    if (!r && !o->policy) r = check_expiry(&v);
+    if (!r && hooks && hooks->opened)
+        r = hooks->opened(hooks->ctx, v.c, g.have_res ? &g.res : NULL, g.denied);
     if (!r && o->key) r = unwrap_key(&v);
     if (!r) {
         v.chunk = tseal_secure_alloc(v.c->h.chunk_size);
@@ -350,6 +456,7 @@ static int run(const char *path, const tseal_verify_opts *o, tseal_verify_report
     if (!r) r = tseal_sha256_new(&v.file_sha);
     if (!r) r = tseal_tree_new(&v.tensor_tree);
     if (!r) r = verify_body(&v);
+    if (!r) r = record_state(&v, &g);
     if (v.fd >= 0) close(v.fd);
     tseal_sha256_free(v.file_sha);
     tseal_tree_free(v.tensor_tree);
@@ -359,12 +466,15 @@ static int run(const char *path, const tseal_verify_opts *o, tseal_verify_report
     tseal_secure_free(v.content_key);
     tseal_mf_free(&v.m);
     tseal_container_close(v.c);
+    if (g.have_res) tseal_gate_result_free(&g.res);
+    tseal_state_free(g.state);
+    tseal_policy_free(g.policy);
     free(trusted);
     return r;
 }
 
 int tseal_verify(const char *path, const tseal_verify_opts *o, tseal_verify_report *rep) {
-    return run(path, o, rep, NULL, 1);
+    return tseal_verify_run(path, o, rep, NULL, 1, NULL);
 }
 
 /* ---- unpack ------------------------------------------------------------------------------ */
@@ -412,7 +522,7 @@ int tseal_unpack(const char *path, const char *outdir, const tseal_verify_opts *
         free(tmp);
         return r;
     }
-    r = run(path, o, rep, tmp, 0);
+    r = tseal_verify_run(path, o, rep, tmp, 0, NULL);
     if (!r && exists && rmdir(outdir) != 0)
         r = tseal_err(TSEAL_E_IO, "%s: %s", outdir, strerror(errno));
     if (!r && rename(tmp, outdir) != 0)

@@ -109,6 +109,40 @@ expect_rc 2 "unpack into a non-empty folder" "$T" unpack "$W/m.tseal" --key "$W/
 expect_rc 0 "unpack without --trust warns" "$T" unpack "$W/m.tseal" --key "$W/bank.key" -o "$W/r3"
 expect_err "NOT authenticated" "unpack warns the signer is not authenticated"
 
+# ---- policy, sign --add, audit --------------------------------------------------------------
+for c in policy sign audit audit-verify; do
+    expect_rc 0 "tseal $c --help" "$T" $c --help
+done
+"$T" keygen --sign "$W/validator" -q
+"$T" keygen --sign "$W/auditor" -q
+expect_rc 0 "policy init" "$T" policy init --trust "$W/vendor.sign.pub" --trust "$W/validator.sign.pub" \
+    --model acme/credit-7b --min-version 12 --threshold 2 -o "$W/site.json"
+expect_rc 0 "policy show" "$T" policy show "$W/site.json"
+grep -q "threshold" "$W/out" && ok "policy show explains the threshold" || bad "policy show explains the threshold"
+expect_rc 3 "verify --policy denies 1 of 2 signatures" "$T" verify "$W/m.tseal" --policy "$W/site.json"
+expect_err "threshold not met" "denial names the threshold"
+cp "$W/m.tseal" "$W/m2.tseal"
+expect_rc 0 "sign --add" "$T" sign --add "$W/m2.tseal" --sign-key "$W/validator.sign.key"
+expect_rc 0 "verify --policy with 2 of 2 and a state file" "$T" verify "$W/m2.tseal" --policy "$W/site.json" \
+    --key "$W/bank.key" --state "$W/state.json" -q
+grep -q '"version": 12' "$W/state.json" && ok "rollback state recorded" || bad "rollback state recorded"
+expect_rc 2 "policy sign needs a key" "$T" policy sign "$W/site.json" -o "$W/signed.json"
+"$T" keygen --sign "$W/admin" -q
+expect_rc 0 "policy sign" "$T" policy sign "$W/site.json" --sign-key "$W/admin.sign.key" -o "$W/signed.json"
+expect_rc 0 "signed policy accepted with --policy-key" "$T" verify "$W/m2.tseal" --policy "$W/signed.json" \
+    --policy-key "$W/admin.sign.pub" -q
+expect_rc 3 "unsigned policy refused when --policy-key is given" "$T" verify "$W/m2.tseal" --policy "$W/site.json" \
+    --policy-key "$W/admin.sign.pub" -q
+expect_rc 0 "audit" "$T" audit "$W/m2.tseal" --key "$W/bank.key" --policy "$W/site.json" --reference "$W/m" \
+    --report "$W/report.json" --audit-key "$W/auditor.sign.key" -q
+expect_rc 0 "audit-verify" "$T" audit-verify "$W/report.json" --trust "$W/auditor.sign.pub"
+expect_rc 3 "audit-verify with the wrong key" "$T" audit-verify "$W/report.json" --trust "$W/vendor.sign.pub"
+sed 's/"ewoJ/"ewoK/' "$W/report.json" >"$W/edited.json"
+cmp -s "$W/report.json" "$W/edited.json" && bad "the report edit changed nothing"
+expect_rc 3 "audit-verify of an edited report" "$T" audit-verify "$W/edited.json" --trust "$W/auditor.sign.pub"
+expect_rc 0 "audit-verify --json" "$T" audit-verify "$W/report.json" --trust "$W/auditor.sign.pub" --json
+grep -q '"passed":[[:space:]]*true' "$W/out" && ok "audit-verify JSON says passed" || bad "audit-verify JSON says passed"
+
 if [ "$fails" -ne 0 ]; then
     echo "tests/cli.sh: $fails failure(s)"
     exit 1
