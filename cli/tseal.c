@@ -674,6 +674,7 @@ static int cmd_inspect(int argc, char **argv) {
         else
             cJSON_AddNullToObject(j, "expires");
         cJSON_AddStringToObject(j, "container_id", in->container_id);
+        cJSON_AddStringToObject(j, "artifact_digest", in->artifact_digest);
         cJSON_AddStringToObject(j, "signer_key_id", in->primary_signer_key_id);
         cJSON *a = cJSON_AddArrayToObject(j, "signer_key_ids");
         for (uint32_t i = 0; i < in->signature_count; i++)
@@ -696,6 +697,8 @@ static int cmd_inspect(int argc, char **argv) {
         printf("format         version %u, suite %s\n", in->format_version, in->suite_name);
         printf("model          %s, version %llu\n", in->model_id, (unsigned long long)in->version);
         printf("created        %s\nexpires        %s\n", created, expires);
+        printf("artifact       sha256:%s (what policies pin and audit reports name)\n",
+               in->artifact_digest);
         printf("signed by      %s (%u signature%s; not verified here: use tseal verify)\n",
                in->primary_signer_key_id, in->signature_count, in->signature_count == 1 ? "" : "s");
         for (uint32_t i = 0; i < in->signature_count; i++)
@@ -807,8 +810,10 @@ static int verify_or_unpack(int argc, char **argv, int unpack) {
     if (optind + 1 != argc) return usage_error(cmd, "expected exactly one FILE");
     if (unpack && (!o.key || !outp)) return usage_error(cmd, "--key and -o DIR are required");
     if (!unpack && outp) return usage_error(cmd, "-o is for unpack");
-    if (!unpack && !nt && !o.policy) return usage_error(cmd, "--trust SIGNER.pub or --policy P is required");
-    if ((npk || o.state || na) && !o.policy) return usage_error(cmd, "--policy-key, --state and --attestation need --policy");
+    if (!unpack && !nt && !o.policy)
+        return usage_error(cmd, "--trust SIGNER.pub or --policy P is required");
+    if ((npk || o.state || na) && !o.policy)
+        return usage_error(cmd, "--policy-key, --state and --attestation need --policy");
     o.trust = trust;
     o.n_trust = nt;
     o.policy_keys = pkeys;
@@ -881,12 +886,12 @@ static int verify_or_unpack(int argc, char **argv, int unpack) {
     return 0;
 }
 
-
 /* ---- policy ----------------------------------------------------------------------------- */
 
 static const char *policy_help =
     "Usage: tseal policy init --trust SIGNER.pub [--trust ...] --model ID --min-version N\n"
-    "                         [--threshold K] [--expires DATE] [--id POLICY_ID] -o site.json [--force]\n"
+    "                         [--threshold K] [--expires DATE] [--id POLICY_ID] -o site.json "
+    "[--force]\n"
     "       tseal policy show FILE [--policy-key K]\n"
     "       tseal policy sign FILE --sign-key K [--passphrase-file F] -o OUT [--force]\n"
     "\n"
@@ -897,8 +902,7 @@ static const char *policy_help =
     "  show   explain a policy, rule by rule (checks it strictly)\n"
     "  sign   sign a policy with a policy key (verify --policy-key then requires it)\n";
 
-static int cmd_policy(int argc, char **argv)
-{
+static int cmd_policy(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(policy_help, argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : 0;
@@ -917,7 +921,8 @@ static int cmd_policy(int argc, char **argv)
                                          {"passphrase-file", required_argument, 0, 'p'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *trust[64], *model = NULL, *outp = NULL, *id = NULL, *pkey = NULL, *skey = NULL, *passf = NULL;
+    const char *trust[64], *model = NULL, *outp = NULL, *id = NULL, *pkey = NULL, *skey = NULL,
+                           *passf = NULL;
     unsigned nt = 0;
     unsigned long long v, minv = 0, thr = 0;
     int64_t expires = 0;
@@ -929,25 +934,45 @@ static int cmd_policy(int argc, char **argv)
             if (nt >= 64) return usage_error("policy", "at most 64 --trust keys");
             trust[nt++] = optarg;
             break;
-        case 'm': model = optarg; break;
+        case 'm':
+            model = optarg;
+            break;
         case 'v':
-            if (parse_uint(optarg, UINT64_MAX, &minv)) return usage_error("policy", "--min-version: expected an integer");
+            if (parse_uint(optarg, UINT64_MAX, &minv))
+                return usage_error("policy", "--min-version: expected an integer");
             have_min = 1;
             break;
         case 'k':
-            if (parse_uint(optarg, 256, &thr) || thr < 1) return usage_error("policy", "--threshold: expected 1..256");
+            if (parse_uint(optarg, 256, &thr) || thr < 1)
+                return usage_error("policy", "--threshold: expected 1..256");
             break;
         case 'e':
-            if (parse_time(optarg, &expires)) return usage_error("policy", "--expires: expected YYYY-MM-DD");
+            if (parse_time(optarg, &expires))
+                return usage_error("policy", "--expires: expected YYYY-MM-DD");
             break;
-        case 'i': id = optarg; break;
-        case 'o': outp = optarg; break;
-        case 'f': force = 1; break;
-        case 'K': pkey = optarg; break;
-        case 's': skey = optarg; break;
-        case 'p': passf = optarg; break;
-        case 'h': fputs(policy_help, stdout); return 0;
-        default: return usage_error("policy", "unknown option");
+        case 'i':
+            id = optarg;
+            break;
+        case 'o':
+            outp = optarg;
+            break;
+        case 'f':
+            force = 1;
+            break;
+        case 'K':
+            pkey = optarg;
+            break;
+        case 's':
+            skey = optarg;
+            break;
+        case 'p':
+            passf = optarg;
+            break;
+        case 'h':
+            fputs(policy_help, stdout);
+            return 0;
+        default:
+            return usage_error("policy", "unknown option");
         }
     }
     (void)v;
@@ -962,7 +987,9 @@ static int cmd_policy(int argc, char **argv)
             if ((r = tseal_pubkey_read(trust[i], &keys[i]))) return fail(r);
         tseal_policy_init_opts po = {id, keys, nt, model, minv, expires, (unsigned)thr};
         if ((r = tseal_policy_init(&po, outp, force))) return fail(r);
-        fprintf(stderr, "tseal policy: wrote %s (edit it, then check it with 'tseal policy show %s')\n", outp, outp);
+        fprintf(stderr,
+                "tseal policy: wrote %s (edit it, then check it with 'tseal policy show %s')\n",
+                outp, outp);
         return 0;
     }
     if (!strcmp(sub, "show")) {
@@ -970,7 +997,8 @@ static int cmd_policy(int argc, char **argv)
         tseal_pubkey k;
         tseal_policy *pol;
         if (pkey && (r = tseal_pubkey_read(pkey, &k))) return fail(r);
-        if ((r = tseal_policy_load(args[0], pkey ? &k : NULL, pkey ? 1 : 0, pkey != NULL, &pol))) return fail(r);
+        if ((r = tseal_policy_load(args[0], pkey ? &k : NULL, pkey ? 1 : 0, pkey != NULL, &pol)))
+            return fail(r);
         char *text = tseal_policy_explain(pol);
         fputs(text ? text : "", stdout);
         free(text);
@@ -978,7 +1006,8 @@ static int cmd_policy(int argc, char **argv)
         return 0;
     }
     if (!strcmp(sub, "sign")) {
-        if (rest != 1 || !skey || !outp) return usage_error("policy", "sign needs FILE, --sign-key and -o");
+        if (rest != 1 || !skey || !outp)
+            return usage_error("policy", "sign needs FILE, --sign-key and -o");
         char *pass = NULL;
         size_t pl = 0;
         tseal_seckey *sk = NULL;
@@ -1006,8 +1035,7 @@ static const char *sign_help =
     "(tseal verify --key) if you vouch for its contents. Without -o the file is replaced\n"
     "(through a temporary file).\n";
 
-static int cmd_sign(int argc, char **argv)
-{
+static int cmd_sign(int argc, char **argv) {
     static const struct option opts[] = {{"add", required_argument, 0, 'a'},
                                          {"sign-key", required_argument, 0, 's'},
                                          {"passphrase-file", required_argument, 0, 'p'},
@@ -1018,16 +1046,28 @@ static int cmd_sign(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'a': file = optarg; break;
-        case 's': key = optarg; break;
-        case 'p': passf = optarg; break;
-        case 'o': outp = optarg; break;
-        case 'h': fputs(sign_help, stdout); return 0;
-        default: return usage_error("sign", "unknown option");
+        case 'a':
+            file = optarg;
+            break;
+        case 's':
+            key = optarg;
+            break;
+        case 'p':
+            passf = optarg;
+            break;
+        case 'o':
+            outp = optarg;
+            break;
+        case 'h':
+            fputs(sign_help, stdout);
+            return 0;
+        default:
+            return usage_error("sign", "unknown option");
         }
     }
     if (!file && optind + 1 == argc) file = argv[optind++];
-    if (!file || !key || optind != argc) return usage_error("sign", "expected --add FILE --sign-key KEY");
+    if (!file || !key || optind != argc)
+        return usage_error("sign", "expected --add FILE --sign-key KEY");
     int r = tseal_sign_add(file, key, passf, outp);
     if (r) return fail(r);
     fprintf(stderr, "tseal sign: added a signature to %s\n", outp ? outp : file);
@@ -1051,8 +1091,7 @@ static const char *audit_help =
     "fails. Check it with 'tseal audit-verify'. Exit code 0 if the audit passed, 3 if not.\n"
     "--device gpu is not available yet (decoding on the GPU arrives with the GPU loader).\n";
 
-static int cmd_audit(int argc, char **argv)
-{
+static int cmd_audit(int argc, char **argv) {
     static const struct option opts[] = {{"key", required_argument, 0, 'k'},
                                          {"passphrase-file", required_argument, 0, 'p'},
                                          {"policy", required_argument, 0, 'P'},
@@ -1075,31 +1114,57 @@ static int cmd_audit(int argc, char **argv)
     int json = 0, quiet = 0, c;
     while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
         switch (c) {
-        case 'k': o.key = optarg; break;
-        case 'p': o.passphrase_file = optarg; break;
-        case 'P': o.policy = optarg; break;
+        case 'k':
+            o.key = optarg;
+            break;
+        case 'p':
+            o.passphrase_file = optarg;
+            break;
+        case 'P':
+            o.policy = optarg;
+            break;
         case 'K':
             if (npk >= 16) return usage_error("audit", "at most 16 --policy-key keys");
             pkeys[npk++] = optarg;
             break;
-        case 'S': o.state = optarg; break;
+        case 'S':
+            o.state = optarg;
+            break;
         case 't':
             if (nt >= 16) return usage_error("audit", "at most 16 --trust keys");
             trust[nt++] = optarg;
             break;
-        case 'R': o.reference = optarg; break;
-        case 'd': o.device = optarg; break;
-        case 'r': o.report = optarg; break;
-        case 'a': o.audit_key = optarg; break;
-        case 'A': o.audit_passphrase_file = optarg; break;
-        case 'j': json = 1; break;
-        case 'q': quiet = 1; break;
-        case 'h': fputs(audit_help, stdout); return 0;
-        default: return usage_error("audit", "unknown option");
+        case 'R':
+            o.reference = optarg;
+            break;
+        case 'd':
+            o.device = optarg;
+            break;
+        case 'r':
+            o.report = optarg;
+            break;
+        case 'a':
+            o.audit_key = optarg;
+            break;
+        case 'A':
+            o.audit_passphrase_file = optarg;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 'h':
+            fputs(audit_help, stdout);
+            return 0;
+        default:
+            return usage_error("audit", "unknown option");
         }
     }
     if (optind + 1 != argc || !o.key || !o.report || !o.audit_key || (!o.policy && !nt))
-        return usage_error("audit", "expected FILE, --key, --report, --audit-key and --policy or --trust");
+        return usage_error("audit",
+                           "expected FILE, --key, --report, --audit-key and --policy or --trust");
     o.trust = trust;
     o.n_trust = nt;
     o.policy_keys = pkeys;
@@ -1111,19 +1176,22 @@ static int cmd_audit(int argc, char **argv)
     int r = tseal_audit(argv[optind], &o, &res);
     end_progress(&ps);
     if (json) {
-        printf("{\"passed\": %s, \"report\": \"%s\", \"device\": \"%s\", \"tensors\": %u, \"tensors_ok\": %u, "
+        printf("{\"passed\": %s, \"report\": \"%s\", \"device\": \"%s\", \"tensors\": %u, "
+               "\"tensors_ok\": %u, "
                "\"files\": %u, \"files_ok\": %u, \"reference_mismatches\": %u}\n",
-               r == 0 ? "true" : "false", o.report, res.device, res.tensors, res.tensors_ok, res.files, res.files_ok,
-               res.reference_mismatches);
+               r == 0 ? "true" : "false", o.report, res.device, res.tensors, res.tensors_ok,
+               res.files, res.files_ok, res.reference_mismatches);
         return exit_code(r);
     }
     if (r) {
-        if (res.tensors || res.files) fprintf(stderr, "tseal audit: signed report written to %s\n", o.report);
+        if (res.tensors || res.files)
+            fprintf(stderr, "tseal audit: signed report written to %s\n", o.report);
         return fail(r);
     }
     if (!quiet)
         fprintf(stderr,
-                "tseal audit: PASSED on %s: %u/%u tensors and %u/%u files match their signed digests%s; signed "
+                "tseal audit: PASSED on %s: %u/%u tensors and %u/%u files match their signed "
+                "digests%s; signed "
                 "report %s\n",
                 res.device, res.tensors_ok, res.tensors, res.files_ok, res.files,
                 o.reference ? " and the reference byte for byte" : "", o.report);
@@ -1137,8 +1205,7 @@ static const char *audit_verify_help =
     "then print what it attests. Exit code 0 for an authentic report of a passed audit, 3 for\n"
     "a modified or untrusted report, or an authentic report of a failed audit.\n";
 
-static int cmd_audit_verify(int argc, char **argv)
-{
+static int cmd_audit_verify(int argc, char **argv) {
     static const struct option opts[] = {{"trust", required_argument, 0, 't'},
                                          {"json", no_argument, 0, 'j'},
                                          {"help", no_argument, 0, 'h'},
@@ -1152,12 +1219,18 @@ static int cmd_audit_verify(int argc, char **argv)
             if (nt >= 16) return usage_error("audit-verify", "at most 16 --trust keys");
             trust[nt++] = optarg;
             break;
-        case 'j': json = 1; break;
-        case 'h': fputs(audit_verify_help, stdout); return 0;
-        default: return usage_error("audit-verify", "unknown option");
+        case 'j':
+            json = 1;
+            break;
+        case 'h':
+            fputs(audit_verify_help, stdout);
+            return 0;
+        default:
+            return usage_error("audit-verify", "unknown option");
         }
     }
-    if (optind + 1 != argc || !nt) return usage_error("audit-verify", "expected REPORT and --trust AUDITOR.pub");
+    if (optind + 1 != argc || !nt)
+        return usage_error("audit-verify", "expected REPORT and --trust AUDITOR.pub");
     tseal_report_info in;
     int r = tseal_audit_verify(argv[optind], trust, nt, &in);
     if (json) {
@@ -1182,9 +1255,11 @@ static int cmd_audit_verify(int argc, char **argv)
         return exit_code(r);
     }
     if (r) return fail(r);
-    printf("report      %s: authentic, signed by auditor key %s\n", argv[optind], in.auditor_key_id);
+    printf("report      %s: authentic, signed by auditor key %s\n", argv[optind],
+           in.auditor_key_id);
     printf("result      PASSED on %s at %s\n", in.device, in.time);
-    printf("model       %s version %llu, %u tensors checked\n", in.model_id, (unsigned long long)in.version, in.tensors);
+    printf("model       %s version %llu, %u tensors checked\n", in.model_id,
+           (unsigned long long)in.version, in.tensors);
     printf("artifact    sha256:%s\nmodel root  sha256:%s\n", in.artifact_digest, in.model_root);
     if (in.policy_id[0]) printf("policy      %s\n", in.policy_id);
     return 0;

@@ -312,6 +312,7 @@ typedef struct {
     uint64_t version;
     int64_t created, expires;
     char container_id[33];
+    char artifact_digest[65]; /* SHA-256 of the public header: what policies pin, audits name */
     uint32_t chunk_size;
     uint32_t recipient_count;
     char recipient_key_ids[64][33];
@@ -337,8 +338,8 @@ typedef struct {
     const char *policy;
     const char *const *policy_keys; /* if any, the policy must be signed by one of them */
     unsigned n_policy_keys;
-    const char *state;                /* rollback state: checked, raised after full verification */
-    const char *const *attestations;  /* audit reports offered to the policy */
+    const char *state;               /* rollback state: checked, raised after full verification */
+    const char *const *attestations; /* audit reports offered to the policy */
     unsigned n_attestations;
 } tseal_verify_opts;
 
@@ -348,8 +349,8 @@ typedef struct {
     int decrypted; /* a key was given and every chunk authenticated */
     uint32_t segments_checked, tensors_checked, files_checked;
     uint64_t bytes_checked;
-    int policy_allowed;   /* a policy was given and allowed the artifact */
-    int state_updated;    /* the rollback state file was raised */
+    int policy_allowed; /* a policy was given and allowed the artifact */
+    int state_updated;  /* the rollback state file was raised */
     char policy_id[129];
 } tseal_verify_report;
 
@@ -381,21 +382,21 @@ int tseal_sign_add(const char *path, const char *sign_key, const char *passphras
 /* ------------------------------------------------------------------------------------------ */
 
 typedef struct {
-    const char *key, *passphrase_file;  /* a recipient key of the container */
-    const char *policy;                 /* the site policy (or `trust`) */
+    const char *key, *passphrase_file; /* a recipient key of the container */
+    const char *policy;                /* the site policy (or `trust`) */
     const char *const *policy_keys;
     unsigned n_policy_keys;
-    const char *state;                  /* read only: an audit never raises the rollback state */
+    const char *state; /* read only: an audit never raises the rollback state */
     const char *const *trust;
     unsigned n_trust;
-    const char *reference;              /* original model folder (or .safetensors file) */
-    const char *device;                 /* "cpu", "gpu" or "auto" (NULL) */
-    const char *report;                 /* signed report to write */
+    const char *reference; /* original model folder (or .safetensors file) */
+    const char *device;    /* "cpu", "gpu" or "auto" (NULL) */
+    const char *report;    /* signed report to write */
     const char *audit_key, *audit_passphrase_file; /* the auditor's signing key */
     unsigned threads;
     tseal_progress_fn progress;
     void *progress_ctx;
-    const uint8_t *test_nonce;          /* tests only: 16 bytes, and the time */
+    const uint8_t *test_nonce; /* tests only: 16 bytes, and the time */
     int64_t test_time;
 } tseal_audit_opts;
 

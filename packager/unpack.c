@@ -44,6 +44,7 @@ int tseal_inspect(const char *path, tseal_container_info *info) {
     info->created = h->created;
     info->expires = h->expires;
     tseal_hex(h->container_id, 16, info->container_id);
+    tseal_hex(c->header_digest, TSEAL_HASH_BYTES, info->artifact_digest);
     info->chunk_size = h->chunk_size;
     info->recipient_count = h->n_recipients;
     for (uint32_t i = 0; i < h->n_recipients; i++)
@@ -75,10 +76,10 @@ typedef struct {
     uint64_t blob_cap;
     uint8_t *dec; /* secure: decoded BF16 rows, reused */
     uint64_t dec_cap;
-    const char *outdir; /* temporary folder for unpack, NULL for verify */
+    const char *outdir;              /* temporary folder for unpack, NULL for verify */
     const tseal_verify_hooks *hooks; /* audit: record every digest instead of stopping */
     const tseal_mf_file *cur_file;   /* the file being rebuilt */
-    int fd;             /* file being written, or -1 */
+    int fd;                          /* file being written, or -1 */
     uint64_t done_bytes, total_bytes;
     uint32_t done_items, total_items;
 } vctx;
@@ -293,7 +294,8 @@ static int restore_file(vctx *v, const tseal_mf_file *f) {
     }
     uint8_t h[TSEAL_HASH_BYTES];
     if (!r) r = tseal_sha256_final(v->file_sha, h);
-    if (!r && v->hooks) r = v->hooks->file(v->hooks->ctx, f, h);
+    if (!r && v->hooks)
+        r = v->hooks->file(v->hooks->ctx, f, h);
     else if (!r && !tseal_equal(h, f->sha256, TSEAL_HASH_BYTES))
         r = tseal_err(TSEAL_E_VERIFY,
                       "%s: file '%s': rebuilt bytes do not match the signed SHA-256", v->c->path,
@@ -383,7 +385,8 @@ static int apply_policy(vctx *v, gate_ctx *g) {
     tseal_pubkey *pkeys = NULL;
     tseal_attestation *att = NULL;
     int r = load_policy_keys(o, &pkeys);
-    if (!r) r = tseal_policy_load(o->policy, pkeys, o->n_policy_keys, o->n_policy_keys > 0, &g->policy);
+    if (!r)
+        r = tseal_policy_load(o->policy, pkeys, o->n_policy_keys, o->n_policy_keys > 0, &g->policy);
     free(pkeys);
     if (!r && o->state) r = tseal_state_load(o->state, &g->state);
     if (!r && o->n_attestations) {

@@ -19,17 +19,18 @@
 extern "C" {
 #endif
 
-#define TSEAL_POLICY_MAX_BYTES      (1u << 20) /* policy file */
-#define TSEAL_POLICY_MAX_SIGNERS    256
-#define TSEAL_POLICY_MAX_REVOKED    4096
-#define TSEAL_POLICY_MAX_MODELS     1024
-#define TSEAL_POLICY_MAX_PINS       256 /* pinned digests per model */
-#define TSEAL_POLICY_MAX_SUITES     8
-#define TSEAL_POLICY_MAX_ATTEST     16
-#define TSEAL_POLICY_MAX_DEPTH      8  /* JSON nesting */
-#define TSEAL_POLICY_SIG_TYPE       "tseal/policy"
-#define TSEAL_SUITE_NAME_V1         "ed25519-x25519-chacha20poly1305-sha256"
-#define TSEAL_STATE_MAX_BYTES       (16u << 20)
+#define TSEAL_POLICY_MAX_BYTES   (1u << 20) /* policy file */
+#define TSEAL_POLICY_MAX_SIGNERS 256
+#define TSEAL_POLICY_MAX_REVOKED 4096
+#define TSEAL_POLICY_MAX_MODELS  1024
+#define TSEAL_POLICY_MAX_PINS    256 /* pinned digests per model */
+#define TSEAL_POLICY_MAX_SUITES  8
+#define TSEAL_POLICY_MAX_ATTEST  16
+#define TSEAL_POLICY_MAX_DEPTH   8 /* JSON nesting */
+#define TSEAL_POLICY_SIG_TYPE    "tseal/policy"
+#define TSEAL_SUITE_NAME_V1      "ed25519-x25519-chacha20poly1305-sha256"
+#define TSEAL_STATE_MAX_BYTES    (16u << 20)
+#define TSEAL_STATE_MAX_ENTRIES  100000u /* (model, signer) pairs in a state file */
 
 typedef struct tseal_policy tseal_policy;
 
@@ -62,13 +63,13 @@ char *tseal_policy_explain(const tseal_policy *p);
 
 /* `tseal policy init`: a valid starting policy trusting these signer keys for one model. */
 typedef struct {
-    const char *policy_id;          /* NULL: "site-policy" */
-    const tseal_pubkey *trusted;    /* signing keys */
+    const char *policy_id;       /* NULL: "site-policy" */
+    const tseal_pubkey *trusted; /* signing keys */
     unsigned n_trusted;
     const char *model_id;
     uint64_t min_version;
-    int64_t expires;                /* policy expiry, unix seconds, 0 = none */
-    unsigned threshold;             /* 0 = 1 */
+    int64_t expires;    /* policy expiry, unix seconds, 0 = none */
+    unsigned threshold; /* 0 = 1 */
 } tseal_policy_init_opts;
 /* Writes pretty JSON to `path` (temp + rename; refuses to overwrite unless force). */
 int tseal_policy_init(const tseal_policy_init_opts *o, const char *path, int force);
@@ -94,7 +95,7 @@ typedef struct {
     uint64_t header_bytes;
     uint32_t recipients;
     uint32_t tensors;
-    uint64_t largest_tensor_bytes; /* plaintext bytes of the largest segment */
+    uint64_t largest_tensor_bytes;             /* plaintext bytes of the largest segment */
     uint8_t artifact_digest[TSEAL_HASH_BYTES]; /* SHA-256 of the container's public header */
     /* Public keys of the artifact's signatures, every one already verified as valid. */
     const uint8_t (*signer_pks)[TSEAL_PK_BYTES];
@@ -115,6 +116,10 @@ typedef struct {
 typedef struct tseal_state tseal_state;
 /* A missing file is an empty state; a malformed one is TSEAL_E_CORRUPT. */
 int tseal_state_load(const char *path, tseal_state **out);
+/* The same over memory (fuzzing, tests); `label` names it in messages. len 0 is malformed. */
+int tseal_state_parse(const uint8_t *buf, size_t len, const char *label, tseal_state **out);
+/* Number of (model, signer) entries. */
+size_t tseal_state_count(const tseal_state *s);
 void tseal_state_free(tseal_state *s);
 /* Highest version accepted for (model, signer); 0 with *found = 0 if none. */
 uint64_t tseal_state_get(const tseal_state *s, const char *model_id,

@@ -17,11 +17,12 @@
 typedef struct {
     char dir[64];
     char model[128], out[128], vendor[128], vendor_pub[128], validator[128], validator_pub[128];
-    char bank[128], bank_pub[128], auditor[128], auditor_pub[128], report[128], policy[128], state[128];
+    char bank[128], bank_pub[128], auditor[128], auditor_pub[128], report[128], policy[128],
+        state[128];
 } afx;
 
-static void keypair(tseal_key_kind kind, const char *name, uint8_t seed, const char *sk, const char *pk)
-{
+static void keypair(tseal_key_kind kind, const char *name, uint8_t seed, const char *sk,
+                    const char *pk) {
     tseal_rng rng = {.counter = 0};
     memset(rng.seed, seed, sizeof rng.seed);
     tseal_seckey *k;
@@ -31,8 +32,7 @@ static void keypair(tseal_key_kind kind, const char *name, uint8_t seed, const c
     tseal_seckey_free(k);
 }
 
-static void pack(afx *f, uint64_t version, const char *out)
-{
+static void pack(afx *f, uint64_t version, const char *out) {
     const char *r[1] = {f->bank_pub};
     tseal_pack_opts o;
     memset(&o, 0, sizeof o);
@@ -44,8 +44,7 @@ static void pack(afx *f, uint64_t version, const char *out)
     cr_assert_eq(tseal_pack(f->model, out, &o, NULL), 0, "%s", tseal_errmsg());
 }
 
-static void setup(afx *f)
-{
+static void setup(afx *f) {
     snprintf(f->dir, sizeof f->dir, "/tmp/tseal-audit-XXXXXX");
     cr_assert_not_null(mkdtemp(f->dir));
     char d[64];
@@ -74,15 +73,13 @@ static void setup(afx *f)
     pack(f, 12, f->out);
 }
 
-static void teardown(afx *f)
-{
+static void teardown(afx *f) {
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
     cr_assert_eq(system(cmd), 0);
 }
 
-static tseal_audit_opts audit_opts(afx *f, const char **trust)
-{
+static tseal_audit_opts audit_opts(afx *f, const char **trust) {
     tseal_audit_opts o;
     memset(&o, 0, sizeof o);
     trust[0] = f->vendor_pub;
@@ -97,8 +94,7 @@ static tseal_audit_opts audit_opts(afx *f, const char **trust)
 }
 
 /* Flip one byte inside tensor `name` of a safetensors file. */
-static void corrupt_tensor(const char *file, const char *name)
-{
+static void corrupt_tensor(const char *file, const char *name) {
     tseal_st *st;
     cr_assert_eq(tseal_st_open(file, &st), 0);
     size_t i;
@@ -114,8 +110,7 @@ static void corrupt_tensor(const char *file, const char *name)
     fclose(fh);
 }
 
-Test(audit, passes_and_report_verifies)
-{
+Test(audit, passes_and_report_verifies) {
     afx f;
     setup(&f);
     const char *t[1];
@@ -143,8 +138,7 @@ Test(audit, passes_and_report_verifies)
     teardown(&f);
 }
 
-Test(audit, names_the_tensor_that_differs_from_the_reference)
-{
+Test(audit, names_the_tensor_that_differs_from_the_reference) {
     afx f;
     setup(&f);
     char ref[160];
@@ -165,8 +159,7 @@ Test(audit, names_the_tensor_that_differs_from_the_reference)
     teardown(&f);
 }
 
-Test(audit, any_edit_of_the_report_fails)
-{
+Test(audit, any_edit_of_the_report_fails) {
     afx f;
     setup(&f);
     const char *t[1];
@@ -197,8 +190,7 @@ Test(audit, any_edit_of_the_report_fails)
     teardown(&f);
 }
 
-Test(audit, gpu_device_is_refused_cleanly)
-{
+Test(audit, gpu_device_is_refused_cleanly) {
     afx f;
     setup(&f);
     const char *t[1];
@@ -212,8 +204,7 @@ Test(audit, gpu_device_is_refused_cleanly)
 
 /* ---- sign --add and policies ------------------------------------------------------------ */
 
-static tseal_verify_opts policy_opts(afx *f, int with_state)
-{
+static tseal_verify_opts policy_opts(afx *f, int with_state) {
     tseal_verify_opts o;
     memset(&o, 0, sizeof o);
     o.policy = f->policy;
@@ -222,8 +213,7 @@ static tseal_verify_opts policy_opts(afx *f, int with_state)
     return o;
 }
 
-static void write_policy(afx *f, unsigned threshold, uint64_t min_version)
-{
+static void write_policy(afx *f, unsigned threshold, uint64_t min_version) {
     tseal_pubkey keys[2];
     cr_assert_eq(tseal_pubkey_read(f->vendor_pub, &keys[0]), 0);
     cr_assert_eq(tseal_pubkey_read(f->validator_pub, &keys[1]), 0);
@@ -231,8 +221,7 @@ static void write_policy(afx *f, unsigned threshold, uint64_t min_version)
     cr_assert_eq(tseal_policy_init(&po, f->policy, 1), 0, "%s", tseal_errmsg());
 }
 
-Test(policy_e2e, two_person_rule_with_sign_add)
-{
+Test(policy_e2e, two_person_rule_with_sign_add) {
     afx f;
     setup(&f);
     write_policy(&f, 2, 1);
@@ -243,7 +232,8 @@ Test(policy_e2e, two_person_rule_with_sign_add)
     tseal_verify_report rep;
     cr_assert_eq(tseal_verify(f.out, &o, &rep), 0, "%s", tseal_errmsg());
     cr_assert(rep.policy_allowed);
-    cr_assert_eq(tseal_sign_add(f.out, f.validator, NULL, NULL), TSEAL_E_INVAL); /* same key twice */
+    cr_assert_eq(tseal_sign_add(f.out, f.validator, NULL, NULL),
+                 TSEAL_E_INVAL); /* same key twice */
     tseal_container_info info;
     cr_assert_eq(tseal_inspect(f.out, &info), 0);
     cr_assert_eq(info.signature_count, 2);
@@ -254,8 +244,7 @@ Test(policy_e2e, two_person_rule_with_sign_add)
     teardown(&f);
 }
 
-Test(policy_e2e, rollback_state_moves_only_after_full_verification)
-{
+Test(policy_e2e, rollback_state_moves_only_after_full_verification) {
     afx f;
     setup(&f);
     write_policy(&f, 1, 1);
@@ -286,8 +275,7 @@ Test(policy_e2e, rollback_state_moves_only_after_full_verification)
     teardown(&f);
 }
 
-Test(policy_e2e, required_audit_report)
-{
+Test(policy_e2e, required_audit_report) {
     afx f;
     setup(&f);
     tseal_pubkey v, a;
@@ -297,13 +285,15 @@ Test(policy_e2e, required_audit_report)
     tseal_key_id_hex(v.key_id, vid);
     tseal_key_id_hex(a.key_id, aid);
     sodium_bin2base64(vb64, sizeof vb64, v.pk, 32, sodium_base64_VARIANT_ORIGINAL);
-    snprintf(text, sizeof text,
-             "{\"tseal_policy\": 1, \"policy_id\": \"bank-prod\",\n"
-             " \"trusted_signers\": [{\"name\": \"vendor\", \"key_id\": \"%s\", \"algorithm\": \"ed25519\",\n"
-             "                      \"public_key\": \"%s\", \"not_after\": null}],\n"
-             " \"models\": [{\"model_id\": \"acme/credit-7b\", \"min_version\": 1}],\n"
-             " \"required_attestations\": [{\"type\": \"audit-report\", \"auditor_key_id\": \"%s\"}]}\n",
-             vid, vb64, aid);
+    snprintf(
+        text, sizeof text,
+        "{\"tseal_policy\": 1, \"policy_id\": \"bank-prod\",\n"
+        " \"trusted_signers\": [{\"name\": \"vendor\", \"key_id\": \"%s\", \"algorithm\": "
+        "\"ed25519\",\n"
+        "                      \"public_key\": \"%s\", \"not_after\": null}],\n"
+        " \"models\": [{\"model_id\": \"acme/credit-7b\", \"min_version\": 1}],\n"
+        " \"required_attestations\": [{\"type\": \"audit-report\", \"auditor_key_id\": \"%s\"}]}\n",
+        vid, vb64, aid);
     FILE *fh = fopen(f.policy, "w");
     fputs(text, fh);
     fclose(fh);
