@@ -31,8 +31,7 @@
 
 /* ---- model root digest ------------------------------------------------------------------ */
 
-int tseal_mf_model_root(const tseal_manifest *m, uint8_t out[TSEAL_HASH_BYTES])
-{
+int tseal_mf_model_root(const tseal_manifest *m, uint8_t out[TSEAL_HASH_BYTES]) {
     tseal_sha256_ctx *c;
     static const char prefix[] = "tseal-model-root-v1";
     int r = tseal_sha256_new(&c);
@@ -70,8 +69,7 @@ typedef struct {
 } audit_ctx;
 
 static void fail(audit_ctx *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fail(audit_ctx *a, const char *fmt, ...)
-{
+static void fail(audit_ctx *a, const char *fmt, ...) {
     char msg[600];
     va_list ap;
     va_start(ap, fmt);
@@ -84,10 +82,12 @@ static void fail(audit_ctx *a, const char *fmt, ...)
     cJSON_AddItemToArray(a->failures, cJSON_CreateString(msg));
 }
 
-static void hexs(const uint8_t *b, size_t n, char *out) { tseal_hex(b, n, out); }
+static void hexs(const uint8_t *b, size_t n, char *out) {
+    tseal_hex(b, n, out);
+}
 
-static int audit_opened(void *ctx, const tseal_container *c, const tseal_gate_result *g, int denied)
-{
+static int audit_opened(void *ctx, const tseal_container *c, const tseal_gate_result *g,
+                        int denied) {
     audit_ctx *a = ctx;
     a->opened = 1;
     memcpy(a->artifact, c->header_digest, TSEAL_HASH_BYTES);
@@ -109,8 +109,7 @@ static int audit_opened(void *ctx, const tseal_container *c, const tseal_gate_re
     return 0;
 }
 
-static int audit_manifest(void *ctx, const tseal_manifest *m)
-{
+static int audit_manifest(void *ctx, const tseal_manifest *m) {
     audit_ctx *a = ctx;
     int r = tseal_mf_model_root(m, a->model_root);
     a->have_root = r == 0;
@@ -118,9 +117,8 @@ static int audit_manifest(void *ctx, const tseal_manifest *m)
 }
 
 /* Reference tensor digest, streamed from the reference safetensors file. */
-static int ref_tensor_digest(audit_ctx *a, const tseal_mf_file *f, const char *name, uint8_t out[TSEAL_HASH_BYTES],
-                             int *found)
-{
+static int ref_tensor_digest(audit_ctx *a, const tseal_mf_file *f, const char *name,
+                             uint8_t out[TSEAL_HASH_BYTES], int *found) {
     *found = 0;
     if (a->ref_for != f) {
         tseal_st_close(a->ref_st);
@@ -129,7 +127,8 @@ static int ref_tensor_digest(audit_ctx *a, const tseal_mf_file *f, const char *n
         char p[8192];
         snprintf(p, sizeof p, "%s/%s", a->o->reference, f->path);
         struct stat st;
-        if (stat(a->o->reference, &st) == 0 && S_ISREG(st.st_mode)) snprintf(p, sizeof p, "%s", a->o->reference);
+        if (stat(a->o->reference, &st) == 0 && S_ISREG(st.st_mode))
+            snprintf(p, sizeof p, "%s", a->o->reference);
         if (tseal_st_open(p, &a->ref_st) != 0) {
             fail(a, "reference %s: %s", p, tseal_errmsg());
             a->ref_st = NULL;
@@ -158,8 +157,8 @@ static int ref_tensor_digest(audit_ctx *a, const tseal_mf_file *f, const char *n
     return r;
 }
 
-static int audit_tensor(void *ctx, const tseal_mf_file *f, const tseal_mf_tensor *t, const uint8_t actual[TSEAL_HASH_BYTES])
-{
+static int audit_tensor(void *ctx, const tseal_mf_file *f, const tseal_mf_tensor *t,
+                        const uint8_t actual[TSEAL_HASH_BYTES]) {
     audit_ctx *a = ctx;
     char e[65], g[65];
     hexs(t->sha256, TSEAL_HASH_BYTES, e);
@@ -179,7 +178,9 @@ static int audit_tensor(void *ctx, const tseal_mf_file *f, const tseal_mf_tensor
         int found;
         int r = ref_tensor_digest(a, f, t->name, rd, &found);
         if (r) return r;
-        const char *state = !found ? "absent" : tseal_equal(rd, actual, TSEAL_HASH_BYTES) ? "match" : "differs";
+        const char *state = !found                                      ? "absent"
+                            : tseal_equal(rd, actual, TSEAL_HASH_BYTES) ? "match"
+                                                                        : "differs";
         cJSON_AddStringToObject(o, "reference", state);
         if (strcmp(state, "match") != 0) {
             a->ref_mismatch++;
@@ -191,8 +192,7 @@ static int audit_tensor(void *ctx, const tseal_mf_file *f, const tseal_mf_tensor
     return 0;
 }
 
-static int file_sha256(const char *path, uint8_t out[TSEAL_HASH_BYTES])
-{
+static int file_sha256(const char *path, uint8_t out[TSEAL_HASH_BYTES]) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return tseal_err(TSEAL_E_IO, "%s: %s", path, strerror(errno));
     tseal_sha256_ctx *c;
@@ -213,8 +213,7 @@ static int file_sha256(const char *path, uint8_t out[TSEAL_HASH_BYTES])
     return r;
 }
 
-static int audit_file(void *ctx, const tseal_mf_file *f, const uint8_t actual[TSEAL_HASH_BYTES])
-{
+static int audit_file(void *ctx, const tseal_mf_file *f, const uint8_t actual[TSEAL_HASH_BYTES]) {
     audit_ctx *a = ctx;
     char e[65], g[65];
     hexs(f->sha256, TSEAL_HASH_BYTES, e);
@@ -258,24 +257,21 @@ static int audit_file(void *ctx, const tseal_mf_file *f, const uint8_t actual[TS
 
 /* ---- report ------------------------------------------------------------------------------ */
 
-static char *b64(const uint8_t *b, size_t n)
-{
+static char *b64(const uint8_t *b, size_t n) {
     size_t cap = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
     char *s = malloc(cap);
     if (s) sodium_bin2base64(s, cap, b, n, sodium_base64_VARIANT_ORIGINAL);
     return s;
 }
 
-static void iso_time(int64_t t, char *buf, size_t n)
-{
+static void iso_time(int64_t t, char *buf, size_t n) {
     time_t tt = (time_t)t;
     struct tm tm;
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&tt, &tm));
 }
 
-static cJSON *statement(audit_ctx *a, const char *artifact_name, const char *device, int passed, int64_t now,
-                        const uint8_t nonce[16], const tseal_seckey *auditor)
-{
+static cJSON *statement(audit_ctx *a, const char *artifact_name, const char *device, int passed,
+                        int64_t now, const uint8_t nonce[16], const tseal_seckey *auditor) {
     char hex[65], t[32], id[33];
     cJSON *st = cJSON_CreateObject(), *subj = cJSON_AddArrayToObject(st, "subject");
     cJSON_AddStringToObject(st, "_type", "https://in-toto.io/Statement/v1");
@@ -328,8 +324,7 @@ static cJSON *statement(audit_ctx *a, const char *artifact_name, const char *dev
     return st;
 }
 
-static int write_report(const char *path, cJSON *stmt, const tseal_seckey *auditor)
-{
+static int write_report(const char *path, cJSON *stmt, const tseal_seckey *auditor) {
     char *payload = cJSON_Print(stmt);
     if (!payload) return tseal_err(TSEAL_E_NOMEM, "out of memory");
     size_t n = strlen(payload);
@@ -338,7 +333,8 @@ static int write_report(const char *path, cJSON *stmt, const tseal_seckey *audit
     if (!r) r = tseal_sign(auditor, REPORT_SIG_TYPE, d, sig);
     char id[33];
     tseal_key_id_hex(auditor->pub.key_id, id);
-    char *p64 = b64((const uint8_t *)payload, n), *k64 = b64(auditor->pub.pk, TSEAL_PK_BYTES), *s64 = b64(sig, sizeof sig);
+    char *p64 = b64((const uint8_t *)payload, n), *k64 = b64(auditor->pub.pk, TSEAL_PK_BYTES),
+         *s64 = b64(sig, sizeof sig);
     cJSON *env = cJSON_CreateObject(), *sigs;
     cJSON_AddStringToObject(env, "payloadType", REPORT_PAYLOAD_TYPE);
     cJSON_AddStringToObject(env, "payload", p64 ? p64 : "");
@@ -369,8 +365,7 @@ static int write_report(const char *path, cJSON *stmt, const tseal_seckey *audit
     return r;
 }
 
-static int load_seckey(const char *path, const char *passfile, tseal_seckey **out)
-{
+static int load_seckey(const char *path, const char *passfile, tseal_seckey **out) {
     char *pass = NULL;
     size_t len = 0;
     int r = passfile ? tseal_passphrase_read(passfile, &pass, &len) : 0;
@@ -379,8 +374,7 @@ static int load_seckey(const char *path, const char *passfile, tseal_seckey **ou
     return r;
 }
 
-int tseal_audit(const char *path, const tseal_audit_opts *o, tseal_audit_result *res)
-{
+int tseal_audit(const char *path, const tseal_audit_opts *o, tseal_audit_result *res) {
     tseal_audit_result dummy;
     if (!res) res = &dummy;
     memset(res, 0, sizeof *res);
@@ -389,17 +383,22 @@ int tseal_audit(const char *path, const tseal_audit_opts *o, tseal_audit_result 
         return tseal_err(TSEAL_E_INVAL, "--device must be gpu, cpu or auto");
     if (!strcmp(device, "gpu")) {
         if (tseal_gpu_device_count() == 0) return TSEAL_E_NO_GPU;
-        return tseal_err(TSEAL_E_UNSUPPORTED, "decoding and hashing on the GPU arrives with the GPU loader; use --device cpu");
+        return tseal_err(
+            TSEAL_E_UNSUPPORTED,
+            "decoding and hashing on the GPU arrives with the GPU loader; use --device cpu");
     }
     device = "cpu"; /* auto: the CPU path until the GPU loader lands */
     snprintf(res->device, sizeof res->device, "%s", device);
     if (!o->key || !o->report || !o->audit_key)
         return tseal_err(TSEAL_E_INVAL, "audit needs --key, --report and --audit-key");
-    if (!o->policy && !o->n_trust) return tseal_err(TSEAL_E_INVAL, "audit needs a policy (--policy) or a trusted key (--trust)");
+    if (!o->policy && !o->n_trust)
+        return tseal_err(TSEAL_E_INVAL,
+                         "audit needs a policy (--policy) or a trusted key (--trust)");
     tseal_seckey *auditor = NULL;
     int r = tseal_crypto_init();
     if (!r) r = load_seckey(o->audit_key, o->audit_passphrase_file, &auditor);
-    if (!r && auditor->pub.kind != TSEAL_KEY_SIGN) r = tseal_err(TSEAL_E_INVAL, "%s: not a signing key", o->audit_key);
+    if (!r && auditor->pub.kind != TSEAL_KEY_SIGN)
+        r = tseal_err(TSEAL_E_INVAL, "%s: not a signing key", o->audit_key);
     if (r) {
         tseal_seckey_free(auditor);
         return r;
@@ -414,7 +413,8 @@ int tseal_audit(const char *path, const tseal_audit_opts *o, tseal_audit_result 
         tseal_policy *pol = NULL;
         /* the policy's identity for the report (the gate itself runs in the engine) */
         tseal_pubkey *pk = o->n_policy_keys ? calloc(o->n_policy_keys, sizeof *pk) : NULL;
-        for (unsigned i = 0; !r && i < o->n_policy_keys; i++) r = tseal_pubkey_read(o->policy_keys[i], &pk[i]);
+        for (unsigned i = 0; !r && i < o->n_policy_keys; i++)
+            r = tseal_pubkey_read(o->policy_keys[i], &pk[i]);
         if (!r) r = tseal_policy_load(o->policy, pk, o->n_policy_keys, o->n_policy_keys > 0, &pol);
         free(pk);
         if (!r) {
@@ -464,7 +464,9 @@ int tseal_audit(const char *path, const tseal_audit_opts *o, tseal_audit_result 
         res->files_ok = a.files_ok;
         res->reference_mismatches = a.ref_mismatch;
         snprintf(res->first_failure, sizeof res->first_failure, "%s", a.first_failure);
-        if (!r && !passed) r = tseal_err(TSEAL_E_VERIFY, "audit FAILED (%u problem%s): %s", a.n_fail, a.n_fail == 1 ? "" : "s", a.first_failure);
+        if (!r && !passed)
+            r = tseal_err(TSEAL_E_VERIFY, "audit FAILED (%u problem%s): %s", a.n_fail,
+                          a.n_fail == 1 ? "" : "s", a.first_failure);
     } else if (!r) {
         r = vr;
     }
@@ -480,16 +482,18 @@ int tseal_audit(const char *path, const tseal_audit_opts *o, tseal_audit_result 
 
 /* ---- reading reports ------------------------------------------------------------------------ */
 
-static int read_small_file(const char *path, size_t max, uint8_t **out, size_t *len)
-{
+static int read_small_file(const char *path, size_t max, uint8_t **out, size_t *len) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return tseal_err(errno == ENOENT ? TSEAL_E_NOTFOUND : TSEAL_E_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fd < 0)
+        return tseal_err(errno == ENOENT ? TSEAL_E_NOTFOUND : TSEAL_E_IO, "%s: cannot open: %s",
+                         path, strerror(errno));
     struct stat st;
     int r = 0;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
         r = tseal_err(TSEAL_E_IO, "%s: not a regular file", path);
     else if ((uint64_t)st.st_size > max)
-        r = tseal_err(TSEAL_E_LIMIT, "%s: %lld bytes (limit %zu)", path, (long long)st.st_size, max);
+        r = tseal_err(TSEAL_E_LIMIT, "%s: %lld bytes (limit %zu)", path, (long long)st.st_size,
+                      max);
     *out = r ? NULL : malloc((size_t)st.st_size + 1);
     if (!r && !*out) r = tseal_err(TSEAL_E_NOMEM, "out of memory");
     if (!r) r = tseal_pread_full(fd, *out, (size_t)st.st_size, 0, path);
@@ -502,14 +506,12 @@ static int read_small_file(const char *path, size_t max, uint8_t **out, size_t *
     return r;
 }
 
-static const char *jstr(const cJSON *o, const char *k)
-{
+static const char *jstr(const cJSON *o, const char *k) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static int unb64(const char *s, uint8_t **out, size_t *len, size_t max)
-{
+static int unb64(const char *s, uint8_t **out, size_t *len, size_t max) {
     size_t n = strlen(s), cap = n / 4 * 3 + 3;
     if (cap > max + 3) return -1;
     *out = malloc(cap + 1);
@@ -523,11 +525,12 @@ static int unb64(const char *s, uint8_t **out, size_t *len, size_t max)
     return 0;
 }
 
-static int hex32(const char *s, uint8_t *out, size_t n)
-{
+static int hex32(const char *s, uint8_t *out, size_t n) {
     if (!s || strlen(s) != 2 * n) return -1;
     for (size_t i = 0; i < 2 * n; i++) {
-        int v = (s[i] >= '0' && s[i] <= '9') ? s[i] - '0' : (s[i] >= 'a' && s[i] <= 'f') ? s[i] - 'a' + 10 : -1;
+        int v = (s[i] >= '0' && s[i] <= '9')   ? s[i] - '0'
+                : (s[i] >= 'a' && s[i] <= 'f') ? s[i] - 'a' + 10
+                                               : -1;
         if (v < 0) return -1;
         if (i & 1)
             out[i / 2] |= (uint8_t)v;
@@ -540,39 +543,47 @@ static int hex32(const char *s, uint8_t *out, size_t n)
 /* Parse and verify an envelope. Every signature must be valid; with trusted keys, one must be
  * by one of them. On success *stmt holds the parsed statement and *signer the key id. */
 static int open_report(const char *path, const tseal_pubkey *trust, unsigned n_trust, cJSON **stmt,
-                       uint8_t signer[TSEAL_KEY_ID_BYTES])
-{
+                       uint8_t signer[TSEAL_KEY_ID_BYTES]) {
     uint8_t *buf = NULL, *payload = NULL;
     size_t len = 0, plen = 0;
     cJSON *env = NULL;
     *stmt = NULL;
     int r = read_small_file(path, REPORT_MAX_BYTES, &buf, &len);
     if (!r && !tseal_utf8_valid(buf, len)) r = tseal_err(TSEAL_E_CORRUPT, "%s: not UTF-8", path);
-    if (!r && (r = tseal_json_lex_check(buf, len, 4, 1u << 16, 8, "offset"))) tseal_err_context("%s: ", path);
-    if (!r && (r = tseal_json_parse_exact(buf, len, " \t\r\n", NULL, "offset", NULL, &env))) tseal_err_context("%s: ", path);
+    if (!r && (r = tseal_json_lex_check(buf, len, 4, 1u << 16, 8, "offset")))
+        tseal_err_context("%s: ", path);
+    if (!r && (r = tseal_json_parse_exact(buf, len, " \t\r\n", NULL, "offset", NULL, &env)))
+        tseal_err_context("%s: ", path);
     const char *pt = r ? NULL : jstr(env, "payloadType"), *p64 = r ? NULL : jstr(env, "payload");
     const cJSON *sigs = r ? NULL : cJSON_GetObjectItemCaseSensitive(env, "signatures");
-    if (!r && (!cJSON_IsObject(env) || cJSON_GetArraySize(env) != 3 || !pt || !p64 || !cJSON_IsArray(sigs)))
+    if (!r && (!cJSON_IsObject(env) || cJSON_GetArraySize(env) != 3 || !pt || !p64 ||
+               !cJSON_IsArray(sigs)))
         r = tseal_err(TSEAL_E_CORRUPT, "%s: not a tseal audit report envelope", path);
-    if (!r && strcmp(pt, REPORT_PAYLOAD_TYPE)) r = tseal_err(TSEAL_E_VERIFY, "%s: wrong payload type \"%.64s\"", path, pt);
-    if (!r && unb64(p64, &payload, &plen, REPORT_MAX_BYTES)) r = tseal_err(TSEAL_E_CORRUPT, "%s: payload is not base64", path);
+    if (!r && strcmp(pt, REPORT_PAYLOAD_TYPE))
+        r = tseal_err(TSEAL_E_VERIFY, "%s: wrong payload type \"%.64s\"", path, pt);
+    if (!r && unb64(p64, &payload, &plen, REPORT_MAX_BYTES))
+        r = tseal_err(TSEAL_E_CORRUPT, "%s: payload is not base64", path);
     uint8_t d[TSEAL_HASH_BYTES];
     if (!r) r = tseal_sha256(payload, plen, d);
     int n_sigs = r ? 0 : cJSON_GetArraySize(sigs), trusted = 0;
-    if (!r && (n_sigs < 1 || n_sigs > 16)) r = tseal_err(TSEAL_E_CORRUPT, "%s: %d signatures", path, n_sigs);
+    if (!r && (n_sigs < 1 || n_sigs > 16))
+        r = tseal_err(TSEAL_E_CORRUPT, "%s: %d signatures", path, n_sigs);
     for (const cJSON *s = r ? NULL : sigs->child; s && !r; s = s->next) {
         uint8_t id[TSEAL_KEY_ID_BYTES], want[TSEAL_KEY_ID_BYTES], *pk = NULL, *sig = NULL;
         size_t pkl = 0, sgl = 0;
-        if (!cJSON_IsObject(s) || cJSON_GetArraySize(s) != 3 || hex32(jstr(s, "keyid"), id, sizeof id) ||
-            !jstr(s, "public_key") || !jstr(s, "sig") || unb64(jstr(s, "public_key"), &pk, &pkl, 64) ||
-            unb64(jstr(s, "sig"), &sig, &sgl, 128) || pkl != TSEAL_PK_BYTES || sgl != TSEAL_SIG_BYTES) {
+        if (!cJSON_IsObject(s) || cJSON_GetArraySize(s) != 3 ||
+            hex32(jstr(s, "keyid"), id, sizeof id) || !jstr(s, "public_key") || !jstr(s, "sig") ||
+            unb64(jstr(s, "public_key"), &pk, &pkl, 64) || unb64(jstr(s, "sig"), &sig, &sgl, 128) ||
+            pkl != TSEAL_PK_BYTES || sgl != TSEAL_SIG_BYTES) {
             r = tseal_err(TSEAL_E_CORRUPT, "%s: malformed signature entry", path);
         } else {
             tseal_key_id(TSEAL_ALG_ED25519, pk, want);
-            if (memcmp(want, id, sizeof id)) r = tseal_err(TSEAL_E_CORRUPT, "%s: signature key id does not match its key", path);
+            if (memcmp(want, id, sizeof id))
+                r = tseal_err(TSEAL_E_CORRUPT, "%s: signature key id does not match its key", path);
             if (!r && tseal_sign_verify(pk, REPORT_SIG_TYPE, d, sig))
-                r = tseal_err(TSEAL_E_VERIFY, "%s: signature by %.16s... is invalid (the report was modified)", path,
-                              jstr(s, "keyid"));
+                r = tseal_err(TSEAL_E_VERIFY,
+                              "%s: signature by %.16s... is invalid (the report was modified)",
+                              path, jstr(s, "keyid"));
             for (unsigned t = 0; !r && t < n_trust; t++)
                 if (!memcmp(trust[t].pk, pk, TSEAL_PK_BYTES)) trusted = 1;
             if (!r && s == sigs->child) memcpy(signer, id, TSEAL_KEY_ID_BYTES);
@@ -580,10 +591,12 @@ static int open_report(const char *path, const tseal_pubkey *trust, unsigned n_t
         free(pk);
         free(sig);
     }
-    if (!r && n_trust && !trusted) r = tseal_err(TSEAL_E_VERIFY, "%s: not signed by a trusted auditor key", path);
+    if (!r && n_trust && !trusted)
+        r = tseal_err(TSEAL_E_VERIFY, "%s: not signed by a trusted auditor key", path);
     if (!r) {
         *stmt = cJSON_ParseWithLength((const char *)payload, plen);
-        if (!*stmt || !cJSON_IsObject(*stmt)) r = tseal_err(TSEAL_E_CORRUPT, "%s: payload is not a JSON statement", path);
+        if (!*stmt || !cJSON_IsObject(*stmt))
+            r = tseal_err(TSEAL_E_CORRUPT, "%s: payload is not a JSON statement", path);
     }
     if (r) {
         cJSON_Delete(*stmt);
@@ -595,45 +608,55 @@ static int open_report(const char *path, const tseal_pubkey *trust, unsigned n_t
     return r;
 }
 
-static int statement_facts(const char *path, const cJSON *st, tseal_report_info *info, uint8_t subject[TSEAL_HASH_BYTES])
-{
-    const cJSON *subj = cJSON_GetObjectItemCaseSensitive(st, "subject"), *p = cJSON_GetObjectItemCaseSensitive(st, "predicate");
+static int statement_facts(const char *path, const cJSON *st, tseal_report_info *info,
+                           uint8_t subject[TSEAL_HASH_BYTES]) {
+    const cJSON *subj = cJSON_GetObjectItemCaseSensitive(st, "subject"),
+                *p = cJSON_GetObjectItemCaseSensitive(st, "predicate");
     const char *pt = jstr(st, "predicateType");
-    if (!cJSON_IsArray(subj) || cJSON_GetArraySize(subj) < 1 || !cJSON_IsObject(p) || !pt || strcmp(pt, REPORT_PREDICATE))
+    if (!cJSON_IsArray(subj) || cJSON_GetArraySize(subj) < 1 || !cJSON_IsObject(p) || !pt ||
+        strcmp(pt, REPORT_PREDICATE))
         return tseal_err(TSEAL_E_CORRUPT, "%s: not a tseal audit statement", path);
     const cJSON *d0 = cJSON_GetObjectItemCaseSensitive(subj->child, "digest");
     const char *h0 = jstr(d0, "sha256"), *res = jstr(p, "result");
-    if (!h0 || hex32(h0, subject, TSEAL_HASH_BYTES) || !res || (strcmp(res, "pass") && strcmp(res, "fail")))
+    if (!h0 || hex32(h0, subject, TSEAL_HASH_BYTES) || !res ||
+        (strcmp(res, "pass") && strcmp(res, "fail")))
         return tseal_err(TSEAL_E_CORRUPT, "%s: statement lacks its subject digest or result", path);
     if (info) {
         info->passed = !strcmp(res, "pass");
         snprintf(info->artifact_digest, sizeof info->artifact_digest, "%s", h0);
         if (cJSON_GetArraySize(subj) > 1) {
-            const char *h1 = jstr(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(subj, 1), "digest"), "sha256");
+            const char *h1 = jstr(
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(subj, 1), "digest"), "sha256");
             snprintf(info->model_root, sizeof info->model_root, "%s", h1 ? h1 : "");
         }
-        snprintf(info->model_id, sizeof info->model_id, "%s", jstr(p, "model_id") ? jstr(p, "model_id") : "");
+        snprintf(info->model_id, sizeof info->model_id, "%s",
+                 jstr(p, "model_id") ? jstr(p, "model_id") : "");
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, "version");
         info->version = cJSON_IsNumber(v) && v->valuedouble >= 0 ? (uint64_t)v->valuedouble : 0;
         snprintf(info->time, sizeof info->time, "%s", jstr(p, "time") ? jstr(p, "time") : "");
-        snprintf(info->device, sizeof info->device, "%s", jstr(p, "device") ? jstr(p, "device") : "");
+        snprintf(info->device, sizeof info->device, "%s",
+                 jstr(p, "device") ? jstr(p, "device") : "");
         const cJSON *pol = cJSON_GetObjectItemCaseSensitive(p, "policy");
-        snprintf(info->policy_id, sizeof info->policy_id, "%s", cJSON_IsObject(pol) && jstr(pol, "id") ? jstr(pol, "id") : "");
-        const cJSON *tensors = cJSON_GetObjectItemCaseSensitive(p, "tensors"), *fails = cJSON_GetObjectItemCaseSensitive(p, "failures");
+        snprintf(info->policy_id, sizeof info->policy_id, "%s",
+                 cJSON_IsObject(pol) && jstr(pol, "id") ? jstr(pol, "id") : "");
+        const cJSON *tensors = cJSON_GetObjectItemCaseSensitive(p, "tensors"),
+                    *fails = cJSON_GetObjectItemCaseSensitive(p, "failures");
         info->tensors = cJSON_IsArray(tensors) ? (uint32_t)cJSON_GetArraySize(tensors) : 0;
         info->failures = cJSON_IsArray(fails) ? (uint32_t)cJSON_GetArraySize(fails) : 0;
         const cJSON *f0 = cJSON_IsArray(fails) ? fails->child : NULL;
-        snprintf(info->first_failure, sizeof info->first_failure, "%s", cJSON_IsString(f0) ? f0->valuestring : "");
+        snprintf(info->first_failure, sizeof info->first_failure, "%s",
+                 cJSON_IsString(f0) ? f0->valuestring : "");
     }
     return 0;
 }
 
-int tseal_audit_verify(const char *report, const char *const *trust, unsigned n_trust, tseal_report_info *info)
-{
+int tseal_audit_verify(const char *report, const char *const *trust, unsigned n_trust,
+                       tseal_report_info *info) {
     tseal_report_info dummy;
     if (!info) info = &dummy;
     memset(info, 0, sizeof *info);
-    if (!n_trust) return tseal_err(TSEAL_E_INVAL, "audit-verify needs the auditor's public key (--trust)");
+    if (!n_trust)
+        return tseal_err(TSEAL_E_INVAL, "audit-verify needs the auditor's public key (--trust)");
     int r = tseal_crypto_init();
     tseal_pubkey *keys = calloc(n_trust, sizeof *keys);
     if (!keys) return tseal_err(TSEAL_E_NOMEM, "out of memory");
@@ -644,14 +667,14 @@ int tseal_audit_verify(const char *report, const char *const *trust, unsigned n_
     if (!r) r = statement_facts(report, st, info, subject);
     if (!r) tseal_key_id_hex(signer, info->auditor_key_id);
     if (!r && !info->passed)
-        r = tseal_err(TSEAL_E_VERIFY, "%s: authentic, but records a FAILED audit: %s", report, info->first_failure);
+        r = tseal_err(TSEAL_E_VERIFY, "%s: authentic, but records a FAILED audit: %s", report,
+                      info->first_failure);
     cJSON_Delete(st);
     free(keys);
     return r;
 }
 
-int tseal_report_attestation(const char *path, tseal_attestation *out)
-{
+int tseal_report_attestation(const char *path, tseal_attestation *out) {
     memset(out, 0, sizeof *out);
     cJSON *st = NULL;
     tseal_report_info info;

@@ -12,8 +12,7 @@
 #include "container.h"
 #include "internal.h"
 
-static int copy_range(int in, int out, uint64_t off, uint64_t len, const char *path)
-{
+static int copy_range(int in, int out, uint64_t off, uint64_t len, const char *path) {
     uint8_t *buf = malloc(1 << 20);
     if (!buf) return tseal_err(TSEAL_E_NOMEM, "out of memory");
     int r = 0;
@@ -26,8 +25,8 @@ static int copy_range(int in, int out, uint64_t off, uint64_t len, const char *p
     return r;
 }
 
-int tseal_sign_add(const char *path, const char *sign_key, const char *passphrase_file, const char *out)
-{
+int tseal_sign_add(const char *path, const char *sign_key, const char *passphrase_file,
+                   const char *out) {
     if (!out) out = path;
     tseal_container *c = NULL;
     tseal_seckey *sk = NULL;
@@ -38,9 +37,11 @@ int tseal_sign_add(const char *path, const char *sign_key, const char *passphras
     if (!r && passphrase_file) r = tseal_passphrase_read(passphrase_file, &pass, &pass_len);
     if (!r) r = tseal_seckey_read(sign_key, pass, pass_len, &sk);
     tseal_secure_free(pass);
-    if (!r && sk->pub.kind != TSEAL_KEY_SIGN) r = tseal_err(TSEAL_E_INVAL, "%s: not a signing key", sign_key);
+    if (!r && sk->pub.kind != TSEAL_KEY_SIGN)
+        r = tseal_err(TSEAL_E_INVAL, "%s: not a signing key", sign_key);
     if (!r && c->n_sigs >= TSEAL_MAX_SIGNATURES)
-        r = tseal_err(TSEAL_E_LIMIT, "%s: already %u signatures (the most a container holds)", path, c->n_sigs);
+        r = tseal_err(TSEAL_E_LIMIT, "%s: already %u signatures (the most a container holds)", path,
+                      c->n_sigs);
     for (uint32_t i = 0; !r && i < c->n_sigs; i++)
         if (memcmp(c->sigs[i].key_id, sk->pub.key_id, TSEAL_KEY_ID_BYTES) == 0)
             r = tseal_err(TSEAL_E_INVAL, "%s: already signed by this key", path);
