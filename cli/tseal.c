@@ -1089,7 +1089,8 @@ static const char *audit_help =
     "statement: artifact digest, model root digest, tool, device, policy id and digest,\n"
     "signer ids, per-tensor expected/actual digests, result, time, nonce), also when the audit\n"
     "fails. Check it with 'tseal audit-verify'. Exit code 0 if the audit passed, 3 if not.\n"
-    "--device gpu is not available yet (decoding on the GPU arrives with the GPU loader).\n";
+    "--device gpu decodes with the CUDA kernel (digests computed on the host from locked\n"
+    "memory); auto (the default) uses the GPU when there is one; exit code 5 without one.\n";
 
 static int cmd_audit(int argc, char **argv) {
     static const struct option opts[] = {{"key", required_argument, 0, 'k'},

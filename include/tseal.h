@@ -341,6 +341,8 @@ typedef struct {
     const char *state;               /* rollback state: checked, raised after full verification */
     const char *const *attestations; /* audit reports offered to the policy */
     unsigned n_attestations;
+    int gpu; /* decode coded tensors on CUDA device `gpu_device` (digests on the host) */
+    int gpu_device;
 } tseal_verify_opts;
 
 typedef struct {

@@ -381,13 +381,12 @@ int tseal_audit(const char *path, const tseal_audit_opts *o, tseal_audit_result 
     const char *device = o->device ? o->device : "auto";
     if (strcmp(device, "cpu") && strcmp(device, "gpu") && strcmp(device, "auto"))
         return tseal_err(TSEAL_E_INVAL, "--device must be gpu, cpu or auto");
-    if (!strcmp(device, "gpu")) {
-        if (tseal_gpu_device_count() == 0) return TSEAL_E_NO_GPU;
-        return tseal_err(
-            TSEAL_E_UNSUPPORTED,
-            "decoding and hashing on the GPU arrives with the GPU loader; use --device cpu");
+    int gpus = strcmp(device, "cpu") ? tseal_gpu_device_count() : 0;
+    if (!strcmp(device, "gpu") && gpus == 0) {
+        tseal_err_context("--device gpu: ");
+        return TSEAL_E_NO_GPU;
     }
-    device = "cpu"; /* auto: the CPU path until the GPU loader lands */
+    device = gpus > 0 ? "gpu" : "cpu"; /* auto: the GPU when there is one */
     snprintf(res->device, sizeof res->device, "%s", device);
     if (!o->key || !o->report || !o->audit_key)
         return tseal_err(TSEAL_E_INVAL, "audit needs --key, --report and --audit-key");
@@ -443,6 +442,7 @@ int tseal_audit(const char *path, const tseal_audit_opts *o, tseal_audit_result 
     vo.n_policy_keys = o->n_policy_keys;
     vo.state = o->state;
     vo.now = o->test_time;
+    vo.gpu = !strcmp(device, "gpu");
     tseal_verify_report rep;
     int vr = r ? r : tseal_verify_run(path, &vo, &rep, NULL, 1, &hooks);
     if (vr && a.opened) fail(&a, "verification stopped: %s", tseal_errmsg());

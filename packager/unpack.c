@@ -211,6 +211,28 @@ static int stream_segment(vctx *v, uint32_t i, int tensor) {
     return r;
 }
 
+/* Decode on the GPU (what serves the model), then bring the rows back in batches into locked
+ * host memory for hashing; the device copy is wiped before it is freed. */
+static int decode_on_gpu(vctx *v, const tseal_ct_view *cv, uint64_t bytes) {
+    tseal_gpu_tensor *gt = NULL;
+    uint8_t *d = NULL;
+    int dev = v->o->gpu_device;
+    int r = tseal_gpu_tensor_upload(cv, dev, &gt);
+    if (!r) r = tseal_gpu_malloc(dev, bytes ? bytes : 2, (void **)&d);
+    if (!r) r = tseal_gpu_tensor_decode(gt, d, NULL);
+    if (!r) r = reserve(&v->dec, &v->dec_cap, DECODE_BATCH_BYTES);
+    for (uint64_t off = 0; !r && off < bytes; off += DECODE_BATCH_BYTES) {
+        uint64_t k = bytes - off < DECODE_BATCH_BYTES ? bytes - off : DECODE_BATCH_BYTES;
+        r = tseal_gpu_memcpy_d2h(v->dec, d + off, k);
+        if (!r) r = emit(v, v->dec, k, 1);
+    }
+    if (v->dec) tseal_wipe(v->dec, v->dec_cap);
+    if (d) tseal_gpu_memset(d, 0, bytes ? bytes : 2);
+    tseal_gpu_free(d);
+    tseal_gpu_tensor_free(gt);
+    return r;
+}
+
 static int decode_coded(vctx *v, const tseal_mf_tensor *t, const uint8_t *blob, uint64_t len) {
     tseal_ct_view cv;
     int r = tseal_codec_view(blob, len, &cv);
@@ -219,6 +241,7 @@ static int decode_coded(vctx *v, const tseal_mf_tensor *t, const uint8_t *blob, 
         return tseal_err(TSEAL_E_CORRUPT,
                          "coded tensor holds %llu elements, the manifest says %llu bytes",
                          (unsigned long long)cv.n_elems, (unsigned long long)t->bytes);
+    if (v->o->gpu) return decode_on_gpu(v, &cv, t->bytes);
     uint64_t row_bytes = cv.cols * 2, rows_per = row_bytes ? DECODE_BATCH_BYTES / row_bytes : 1;
     if (rows_per == 0) rows_per = 1;
     uint64_t buf_bytes = (rows_per < cv.rows ? rows_per : cv.rows) * row_bytes;
