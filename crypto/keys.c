@@ -232,7 +232,8 @@ static int secret_matches(const tseal_seckey *k) {
  * Reads at most `cap` bytes of `path` into buf; *got = bytes read. A file holding more than
  * `cap` bytes gives *got == cap (callers pass their limit + 1 to detect that).
  */
-static int read_capped(const char *path, uint8_t *buf, size_t cap, size_t *got) {
+/* Read at most `cap` bytes; *mode receives the file's permission bits. */
+static int read_capped(const char *path, uint8_t *buf, size_t cap, size_t *got, unsigned *mode) {
     *got = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
@@ -248,6 +249,7 @@ static int read_capped(const char *path, uint8_t *buf, size_t cap, size_t *got) 
         close(fd);
         return tseal_err(TSEAL_E_INVAL, "%s: is a directory", path);
     }
+    if (mode) *mode = (unsigned)(st.st_mode & 07777);
     size_t n = 0;
     while (n < cap) {
         ssize_t r = read(fd, buf + n, cap - n);
@@ -576,7 +578,7 @@ int tseal_pubkey_read(const char *path, tseal_pubkey *out) {
     uint8_t *buf = malloc(TSEAL_PUBKEY_FILE_MAX + 1);
     if (!buf) return tseal_err(TSEAL_E_NOMEM, "%s: out of memory", path);
     size_t got;
-    int rc = read_capped(path, buf, TSEAL_PUBKEY_FILE_MAX + 1, &got);
+    int rc = read_capped(path, buf, TSEAL_PUBKEY_FILE_MAX + 1, &got, NULL);
     if (!rc && got > TSEAL_PUBKEY_FILE_MAX)
         rc = tseal_err(TSEAL_E_LIMIT, "%s: larger than the %d-byte limit of a public key file",
                        path, TSEAL_PUBKEY_FILE_MAX);
@@ -781,10 +783,19 @@ int tseal_seckey_read(const char *path, const char *passphrase, size_t pass_len,
     uint8_t *buf = tseal_secure_alloc(TSEAL_SK_MAX_BYTES + 1);
     if (!buf) return TSEAL_E_NOMEM;
     size_t got;
-    rc = read_capped(path, buf, TSEAL_SK_MAX_BYTES + 1, &got);
+    unsigned mode = 0;
+    rc = read_capped(path, buf, TSEAL_SK_MAX_BYTES + 1, &got, &mode);
     if (!rc && got > TSEAL_SK_MAX_BYTES)
         rc = tseal_err(TSEAL_E_CORRUPT, "%s: not a tseal secret key (more than %d bytes)", path,
                        TSEAL_SK_MAX_BYTES);
+    /* A secret key must not be accessible by group or others (as ssh insists): a key left
+     * world-readable is refused, not silently used. Checked once the file is known to be a
+     * secret key, so that passing a public key gets the clearer message. */
+    if (!rc && got >= 8 && memcmp(buf, TSEAL_SK_MAGIC, 8) == 0 && (mode & 077))
+        rc = tseal_err(TSEAL_E_INVAL,
+                       "%s: secret key file is accessible by group or others (mode %04o): "
+                       "run chmod 600 %s",
+                       path, mode, path);
     if (!rc) rc = tseal_seckey_parse(buf, got, path, passphrase, pass_len, out);
     tseal_secure_free(buf);
     return rc;
@@ -814,7 +825,7 @@ int tseal_passphrase_read(const char *path, char **pass, size_t *len) {
     uint8_t *buf = tseal_secure_alloc(TSEAL_PASSPHRASE_FILE_MAX + 1);
     if (!buf) return TSEAL_E_NOMEM;
     size_t got, n = 0;
-    rc = read_capped(path, buf, TSEAL_PASSPHRASE_FILE_MAX + 1, &got);
+    rc = read_capped(path, buf, TSEAL_PASSPHRASE_FILE_MAX + 1, &got, NULL);
     if (!rc && got > TSEAL_PASSPHRASE_FILE_MAX)
         rc = tseal_err(TSEAL_E_LIMIT, "%s: passphrase file is larger than %d bytes", path,
                        TSEAL_PASSPHRASE_FILE_MAX);

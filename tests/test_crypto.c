@@ -1270,6 +1270,7 @@ Test(crypto_secfile, extra_bytes) {
     memcpy(big, b, len);
     sk_rejected(big, len + 1, NULL, TSEAL_E_CORRUPT, "file is 213 bytes");
     tu_write(tu_path("big.key"), big, sizeof big);
+    chmod(tu_path("big.key"), 0600);
     tseal_seckey *r;
     tu_assert_err(tseal_seckey_read(tu_path("big.key"), NULL, 0, &r), TSEAL_E_CORRUPT,
                   "more than 260 bytes");
@@ -1568,6 +1569,18 @@ Test(crypto_pass, used_for_a_protected_key) {
                  tseal_errmsg());
     assert_same_key(k, r);
     tseal_secure_free(p);
+    tseal_seckey_free(r);
+    tseal_seckey_free(k);
+}
+
+Test(crypto_secfile, group_or_world_accessible_key_refused) {
+    tseal_seckey *k = gen(TSEAL_KEY_SIGN, "vendor", 1);
+    cr_assert_eq(tseal_seckey_write(k, tu_path("open.key"), NULL, 0, 1), 0);
+    chmod(tu_path("open.key"), 0644);
+    tseal_seckey *r = NULL;
+    tu_assert_err(tseal_seckey_read(tu_path("open.key"), NULL, 0, &r), TSEAL_E_INVAL, "chmod 600");
+    chmod(tu_path("open.key"), 0600);
+    cr_assert_eq(tseal_seckey_read(tu_path("open.key"), NULL, 0, &r), 0);
     tseal_seckey_free(r);
     tseal_seckey_free(k);
 }
