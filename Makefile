@@ -67,7 +67,7 @@ TEST_OBJ:= $(patsubst %.c,$(BUILD)/%.o,$(TEST_C))
 GPUT_OBJ:= $(patsubst tests/gpu/%.c,$(BUILD)/tests/gpu.obj/%.o,$(wildcard tests/gpu/*.c))
 FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
 
-.PHONY: all deps demo test test-run unit cli-test fuzz-replay nocuda-check bench asan asan-test \
+.PHONY: deps-fuzz all deps demo test test-run unit cli-test fuzz-replay nocuda-check bench asan asan-test \
         fuzz gpu-test format format-check clean weights
 
 all: $(BUILD)/tseal $(BUILD)/libtseal.a $(BUILD)/libtseal.so
@@ -128,8 +128,14 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@bench/demo.sh $(BUILD)
 
+# CI (`.ci/run`) runs exactly this: the suite, the same suite under ASan+UBSan (leaks fail
+# it), and every fuzz target for FUZZ_CI_SECONDS on top of the corpus replay.
+FUZZ_CI_SECONDS ?= 10
 test: deps
 	@$(MAKE) --no-print-directory test-run
+	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 CUDA=0 OPT=-O1 test-run
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_CI_SECONDS)
+	@echo "make test: everything passed"
 
 test-run: all $(BUILD)/tests/unit $(addprefix $(BUILD)/fuzz/replay-,$(FUZZ_TARGETS))
 	@bench/fetch-weights.sh $(BUILD) || echo "warning: real model unavailable; its tests will skip"
@@ -178,19 +184,34 @@ asan: deps
 asan-test: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 CUDA=0 OPT=-O1 test-run
 
-FUZZ_CC ?= clang
-fuzz: deps
-	@mkdir -p build-fuzz fuzz/artifacts
+# libFuzzer targets: the library is built once with clang and the fuzzer-no-link
+# instrumentation, then each target links against it and runs FUZZ_SECONDS from its corpus.
+FUZZ_CC    ?= clang
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SAN   := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+FUZZ_PKGS  := clang libclang-rt-14-dev
+
+deps-fuzz:
+	@missing=""; for p in $(FUZZ_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null \
+	  || { echo "error: could not install:$$missing" >&2; exit 1; }; fi
+
+fuzz: deps deps-fuzz
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) CUDA=0 OPT=-O1 \
+	  EXTRA_CFLAGS="$(FUZZ_SAN)" $(FUZZ_BUILD)/libtseal.a
+	@mkdir -p fuzz/artifacts
 	@for t in $(FUZZ_TARGETS); do \
-	  $(FUZZ_CC) -std=gnu11 -g -O1 $(INC) -DTSEAL_CUDA=0 \
-	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	    fuzz/fuzz_$$t.c $(LIB_C) $(filter-out kernels/gpu_nocuda.c,$(wildcard kernels/*.c)) kernels/gpu_nocuda.c \
-	    -o build-fuzz/$$t -lsodium -lcrypto -lcjson -lzstd -lm -pthread || exit 1; \
-	  mkdir -p fuzz/corpus/$$t build-fuzz/corpus-$$t; \
-	  echo "fuzzing $$t for $(FUZZ_SECONDS)s"; \
-	  build-fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=fuzz/artifacts/$$t- \
-	    build-fuzz/corpus-$$t fuzz/corpus/$$t >build-fuzz/$$t.log 2>&1 \
-	    || { tail -30 build-fuzz/$$t.log; exit 1; }; tail -1 build-fuzz/$$t.log; done
+	  $(FUZZ_CC) -std=gnu11 -g -O1 $(INC) -DTSEAL_CUDA=0 -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=undefined fuzz/fuzz_$$t.c $(FUZZ_BUILD)/libtseal.a \
+	    -o $(FUZZ_BUILD)/fuzz-$$t -lsodium -lcrypto -lcjson -lzstd -lm -pthread || exit 1; \
+	  mkdir -p fuzz/corpus/$$t $(FUZZ_BUILD)/corpus-$$t; \
+	  printf 'fuzzing %-12s %3ss: ' $$t $(FUZZ_SECONDS); \
+	  $(FUZZ_BUILD)/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+	    -artifact_prefix=fuzz/artifacts/$$t- $(FUZZ_BUILD)/corpus-$$t fuzz/corpus/$$t \
+	    >$(FUZZ_BUILD)/$$t.log 2>&1 || { echo FAILED; tail -40 $(FUZZ_BUILD)/$$t.log; \
+	    echo "crasher saved under fuzz/artifacts/ (add it to fuzz/crashers/$$t/ once fixed)"; exit 1; }; \
+	  tail -1 $(FUZZ_BUILD)/$$t.log; done
 
 gpu-test: all $(BUILD)/tests/gpu
 	$(BUILD)/tests/gpu --jobs=1 --short-filename
@@ -202,6 +223,6 @@ format-check:
 	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h' '*.cu' '*.cuh')
 
 clean:
-	rm -rf build build-asan build-nocuda build-fuzz
+	rm -rf build build-asan build-nocuda build-fuzz build-fault
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -542,13 +542,14 @@ static int hex32(const char *s, uint8_t *out, size_t n) {
 
 /* Parse and verify an envelope. Every signature must be valid; with trusted keys, one must be
  * by one of them. On success *stmt holds the parsed statement and *signer the key id. */
-static int open_report(const char *path, const tseal_pubkey *trust, unsigned n_trust, cJSON **stmt,
-                       uint8_t signer[TSEAL_KEY_ID_BYTES]) {
-    uint8_t *buf = NULL, *payload = NULL;
-    size_t len = 0, plen = 0;
+static int open_report_mem(const uint8_t *buf, size_t len, const char *path,
+                           const tseal_pubkey *trust, unsigned n_trust, cJSON **stmt,
+                           uint8_t signer[TSEAL_KEY_ID_BYTES]) {
+    uint8_t *payload = NULL;
+    size_t plen = 0;
     cJSON *env = NULL;
     *stmt = NULL;
-    int r = read_small_file(path, REPORT_MAX_BYTES, &buf, &len);
+    int r = 0;
     if (!r && !tseal_utf8_valid(buf, len)) r = tseal_err(TSEAL_E_CORRUPT, "%s: not UTF-8", path);
     if (!r && (r = tseal_json_lex_check(buf, len, 4, 1u << 16, 8, "offset")))
         tseal_err_context("%s: ", path);
@@ -603,8 +604,18 @@ static int open_report(const char *path, const tseal_pubkey *trust, unsigned n_t
         *stmt = NULL;
     }
     cJSON_Delete(env);
-    free(buf);
     free(payload);
+    return r;
+}
+
+static int open_report(const char *path, const tseal_pubkey *trust, unsigned n_trust, cJSON **stmt,
+                       uint8_t signer[TSEAL_KEY_ID_BYTES]) {
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    *stmt = NULL;
+    int r = read_small_file(path, REPORT_MAX_BYTES, &buf, &len);
+    if (!r) r = open_report_mem(buf, len, path, trust, n_trust, stmt, signer);
+    free(buf);
     return r;
 }
 
@@ -680,6 +691,18 @@ int tseal_report_attestation(const char *path, tseal_attestation *out) {
     tseal_report_info info;
     int r = open_report(path, NULL, 0, &st, out->auditor_key_id);
     if (!r) r = statement_facts(path, st, &info, out->subject_digest);
+    if (!r) out->passed = info.passed;
+    cJSON_Delete(st);
+    return r;
+}
+
+int tseal_report_attestation_mem(const uint8_t *buf, size_t len, const char *label,
+                                 tseal_attestation *out) {
+    memset(out, 0, sizeof *out);
+    cJSON *st = NULL;
+    tseal_report_info info;
+    int r = open_report_mem(buf, len, label, NULL, 0, &st, out->auditor_key_id);
+    if (!r) r = statement_facts(label, st, &info, out->subject_digest);
     if (!r) out->passed = info.passed;
     cJSON_Delete(st);
     return r;

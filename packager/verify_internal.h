@@ -32,5 +32,8 @@ void tseal_container_gate_input(const tseal_container *c, uint8_t (*pks)[TSEAL_P
 /* Verify an audit report's signature (with the key it names) and reduce it to the facts a
  * policy checks. */
 int tseal_report_attestation(const char *path, tseal_attestation *out);
+/* The same over memory (fuzzing). */
+int tseal_report_attestation_mem(const uint8_t *buf, size_t len, const char *label,
+                                 tseal_attestation *out);
 
 #endif
