@@ -67,7 +67,7 @@ TEST_OBJ:= $(patsubst %.c,$(BUILD)/%.o,$(TEST_C))
 GPUT_OBJ:= $(patsubst tests/gpu/%.c,$(BUILD)/tests/gpu.obj/%.o,$(wildcard tests/gpu/*.c))
 FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
 
-.PHONY: deps-fuzz all deps demo test test-run unit cli-test fuzz-replay nocuda-check bench asan asan-test \
+.PHONY: attacks-test attacks-regen deps-fuzz all deps demo test test-run unit cli-test fuzz-replay nocuda-check bench asan asan-test \
         fuzz gpu-test format format-check clean weights
 
 all: $(BUILD)/tseal $(BUILD)/libtseal.a $(BUILD)/libtseal.so
@@ -139,7 +139,7 @@ test: deps
 
 test-run: all $(BUILD)/tests/unit $(addprefix $(BUILD)/fuzz/replay-,$(FUZZ_TARGETS))
 	@bench/fetch-weights.sh $(BUILD) || echo "warning: real model unavailable; its tests will skip"
-	@$(MAKE) --no-print-directory unit fuzz-replay cli-test
+	@$(MAKE) --no-print-directory unit fuzz-replay cli-test attacks-test
 	@if [ "$(BUILD)" = build ]; then $(MAKE) --no-print-directory nocuda-check; fi
 	@echo "all tests passed ($(BUILD))"
 
@@ -162,6 +162,17 @@ fuzz-replay: $(addprefix $(BUILD)/fuzz/replay-,$(FUZZ_TARGETS))
 
 cli-test: $(BUILD)/tseal
 	@tests/cli.sh $(BUILD)/tseal
+
+# The attack corpus (tests/attacks/): crafted files replayed through the CLI, each with its
+# expected exit code and message. attacks-regen rewrites the committed files.
+attacks-test: $(BUILD)/tseal
+	@tests/attacks/run.sh $(BUILD)/tseal
+
+attacks-regen: $(BUILD)/libtseal.a
+	@mkdir -p $(BUILD)/tests/attacks
+	$(Q)$(CC) $(CFLAGS) -pie $(LDFLAGS) -o $(BUILD)/tests/attacks/gen_attacks \
+	    tests/attacks/gen/gen_attacks.c $(BUILD)/libtseal.a $(LIBS)
+	$(BUILD)/tests/attacks/gen_attacks tests/attacks
 
 # The library and CLI must also build without CUDA (the kernels/ stub).
 nocuda-check:

@@ -29,6 +29,7 @@ static int exit_code(int err) {
     case TSEAL_E_INVAL:
         return EXIT_USAGE;
     case TSEAL_E_CORRUPT:
+    case TSEAL_E_UNSUPPORTED: /* unknown version, suite, dtype: cannot be verified */
     case TSEAL_E_VERIFY:
     case TSEAL_E_LIMIT:
     case TSEAL_E_DENIED:

@@ -82,10 +82,12 @@ static int hdr_err(const char *label, uint64_t off, const char *what) {
                      what);
 }
 
-static int model_id_valid(const uint8_t *s, size_t n) {
+int tseal_text_printable(const uint8_t *s, size_t n) {
     if (!tseal_utf8_valid(s, n)) return 0;
-    for (size_t i = 0; i < n; i++)
-        if (s[i] < 0x20 || s[i] == 0x7F) return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < 0x20 || s[i] == 0x7F) return 0;                  /* C0 controls, DEL */
+        if (s[i] == 0xC2 && i + 1 < n && s[i + 1] < 0xA0) return 0; /* C1: U+0080..U+009F */
+    }
     return 1;
 }
 
@@ -129,7 +131,7 @@ static int parse_fixed(const uint8_t *b, uint64_t len, const char *label, tseal_
     if (len != want)
         return tseal_err(TSEAL_E_CORRUPT, "%s: header is %llu bytes, its counts say %llu", label,
                          (unsigned long long)len, (unsigned long long)want);
-    if (!model_id_valid(b + TSEAL_HDR_FIXED, m))
+    if (!tseal_text_printable(b + TSEAL_HDR_FIXED, m))
         return hdr_err(label, TSEAL_HDR_FIXED, "model id is not printable UTF-8");
     memcpy(h->model_id, b + TSEAL_HDR_FIXED, m);
     h->model_id[m] = 0;

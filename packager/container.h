@@ -114,6 +114,9 @@ typedef struct {
     tseal_segment *segments;
 } tseal_header;
 
+/* Valid UTF-8 without C0 or C1 control characters (model ids: they reach terminals). */
+int tseal_text_printable(const uint8_t *s, size_t n);
+
 /* Sizes of a segment on disk. */
 uint32_t tseal_seg_chunk_count(uint64_t pt_len, uint32_t chunk_size);
 uint64_t tseal_seg_ct_len(uint64_t pt_len, uint32_t chunk_count);

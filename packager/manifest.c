@@ -69,47 +69,65 @@ tseal_mf_tensor *tseal_mf_add_tensor(tseal_manifest *m, const tseal_st_tensor *t
     return x;
 }
 
+/* Every cJSON call below allocates and may fail: any failure fails the whole manifest (a
+ * manifest missing an entry would be signed and written, and only fail at verification). */
 int tseal_mf_serialize(const tseal_manifest *m, char **json, size_t *len) {
     cJSON *root = cJSON_CreateObject(), *files, *tensors;
     char hex[2 * TSEAL_HASH_BYTES + 1];
+    *json = NULL;
     if (!root) return tseal_err(TSEAL_E_NOMEM, "out of memory");
-    cJSON_AddNumberToObject(root, "tseal_manifest", 1);
-    cJSON_AddStringToObject(root, "model_id", m->model_id);
-    cJSON_AddNumberToObject(root, "version", (double)m->version);
-    files = cJSON_AddArrayToObject(root, "files");
-    for (uint32_t i = 0; files && i < m->n_files; i++) {
+    int ok = cJSON_AddNumberToObject(root, "tseal_manifest", 1) &&
+             cJSON_AddStringToObject(root, "model_id", m->model_id) &&
+             cJSON_AddNumberToObject(root, "version", (double)m->version);
+    files = ok ? cJSON_AddArrayToObject(root, "files") : NULL;
+    ok = files != NULL;
+    for (uint32_t i = 0; ok && i < m->n_files; i++) {
         const tseal_mf_file *f = &m->files[i];
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddItemToArray(files, o);
-        cJSON_AddStringToObject(o, "path", f->path);
-        cJSON_AddStringToObject(o, "kind",
-                                f->kind == TSEAL_FILE_SAFETENSORS ? "safetensors" : "blob");
-        cJSON_AddNumberToObject(o, "size", (double)f->size);
-        tseal_hex(f->sha256, TSEAL_HASH_BYTES, hex);
-        cJSON_AddStringToObject(o, "sha256", hex);
-        cJSON_AddNumberToObject(o, "segment", f->segment);
-        if (f->kind == TSEAL_FILE_SAFETENSORS) {
-            cJSON_AddNumberToObject(o, "first_tensor", f->first_tensor);
-            cJSON_AddNumberToObject(o, "tensor_count", f->n_tensors);
+        if (!o || !cJSON_AddItemToArray(files, o)) {
+            cJSON_Delete(o);
+            ok = 0;
+            break;
         }
+        tseal_hex(f->sha256, TSEAL_HASH_BYTES, hex);
+        ok = cJSON_AddStringToObject(o, "path", f->path) &&
+             cJSON_AddStringToObject(o, "kind",
+                                     f->kind == TSEAL_FILE_SAFETENSORS ? "safetensors" : "blob") &&
+             cJSON_AddNumberToObject(o, "size", (double)f->size) &&
+             cJSON_AddStringToObject(o, "sha256", hex) &&
+             cJSON_AddNumberToObject(o, "segment", f->segment);
+        if (ok && f->kind == TSEAL_FILE_SAFETENSORS)
+            ok = cJSON_AddNumberToObject(o, "first_tensor", f->first_tensor) &&
+                 cJSON_AddNumberToObject(o, "tensor_count", f->n_tensors);
     }
-    tensors = cJSON_AddArrayToObject(root, "tensors");
-    for (uint32_t i = 0; tensors && i < m->n_tensors; i++) {
+    tensors = ok ? cJSON_AddArrayToObject(root, "tensors") : NULL;
+    ok = tensors != NULL;
+    for (uint32_t i = 0; ok && i < m->n_tensors; i++) {
         const tseal_mf_tensor *t = &m->tensors[i];
         cJSON *o = cJSON_CreateObject(), *shape;
-        cJSON_AddItemToArray(tensors, o);
-        cJSON_AddStringToObject(o, "name", t->name);
-        cJSON_AddStringToObject(o, "dtype", tseal_dtype_name(t->dtype));
-        shape = cJSON_AddArrayToObject(o, "shape");
-        for (uint32_t k = 0; shape && k < t->rank; k++)
-            cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[k]));
-        cJSON_AddNumberToObject(o, "bytes", (double)t->bytes);
-        cJSON_AddNumberToObject(o, "segment", t->segment);
-        cJSON_AddStringToObject(o, "encoding", t->coded ? "tsc1" : "raw");
+        if (!o || !cJSON_AddItemToArray(tensors, o)) {
+            cJSON_Delete(o);
+            ok = 0;
+            break;
+        }
+        ok = cJSON_AddStringToObject(o, "name", t->name) &&
+             cJSON_AddStringToObject(o, "dtype", tseal_dtype_name(t->dtype));
+        shape = ok ? cJSON_AddArrayToObject(o, "shape") : NULL;
+        ok = shape != NULL;
+        for (uint32_t k = 0; ok && k < t->rank; k++) {
+            cJSON *d = cJSON_CreateNumber((double)t->shape[k]);
+            if (!d || !cJSON_AddItemToArray(shape, d)) {
+                cJSON_Delete(d);
+                ok = 0;
+            }
+        }
         tseal_hex(t->sha256, TSEAL_HASH_BYTES, hex);
-        cJSON_AddStringToObject(o, "tree_sha256", hex);
+        ok = ok && cJSON_AddNumberToObject(o, "bytes", (double)t->bytes) &&
+             cJSON_AddNumberToObject(o, "segment", t->segment) &&
+             cJSON_AddStringToObject(o, "encoding", t->coded ? "tsc1" : "raw") &&
+             cJSON_AddStringToObject(o, "tree_sha256", hex);
     }
-    *json = cJSON_PrintUnformatted(root);
+    if (ok) *json = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     if (!*json) return tseal_err(TSEAL_E_NOMEM, "out of memory serialising the manifest");
     *len = strlen(*json);
@@ -414,8 +432,9 @@ int tseal_mf_parse(const uint8_t *json, size_t len, const tseal_header *h, const
     int r = 0;
     if (len > TSEAL_MF_MAX_BYTES) r = bad(&c, "size", "too large");
     if (!r && !tseal_utf8_valid(json, len)) r = bad(&c, "text", "not valid UTF-8");
-    if (!r &&
-        (r = tseal_json_lex_check(json, len, 4, 64ull * h->n_segments + 64, 8, "manifest offset")))
+    if (!r && ((r = tseal_json_lex_check(json, len, 4, 64ull * h->n_segments + 64, 8,
+                                         "manifest offset")) ||
+               (r = tseal_json_integers_only(json, len, "manifest offset"))))
         tseal_err_context("%s: manifest: ", label);
     cJSON *root = NULL;
     if (!r &&

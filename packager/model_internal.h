@@ -31,6 +31,10 @@ int tseal_json_lex_check(const uint8_t *s, size_t n, unsigned max_depth, uint64_
  * <where> N)" and "byte 0xXX at <where> N after the JSON value<pad_hint>" (what may be NULL).
  * Run tseal_json_lex_check first: cJSON alone is too lenient. *out is freed with cJSON_Delete.
  */
+/* Every number outside strings must be a non-negative integer <= 2^53 (no sign, fraction or
+ * exponent), so that no two parsers read a different value. */
+int tseal_json_integers_only(const uint8_t *s, size_t n, const char *where);
+
 struct cJSON;
 int tseal_json_parse_exact(const uint8_t *s, size_t len, const char *pad, const char *what,
                            const char *where, const char *pad_hint, struct cJSON **out);

@@ -462,7 +462,11 @@ static int pack_blob(pack_ctx *c, in_file *f) {
         if (!r) r = sw_write(c->w, b, k);
     }
     uint8_t extra;
-    if (!r && pread(fd, &extra, 1, (off_t)f->size) == 1)
+    ssize_t more = r ? 0 : pread(fd, &extra, 1, (off_t)f->size); /* grown since stat()? */
+    if (more < 0)
+        r = tseal_err(TSEAL_E_IO, "%s: read at offset %llu: %s", f->abs,
+                      (unsigned long long)f->size, strerror(errno));
+    else if (more == 1)
         r = tseal_err(TSEAL_E_IO, "%s: changed while packing", f->abs);
     if (!r) r = sw_end(c->w);
     if (!r) r = tseal_sha256_final(c->file_sha, mf->sha256);
@@ -521,11 +525,8 @@ static int check_opts(const tseal_pack_opts *o, uint32_t *chunk) {
     size_t m = o->model_id ? strlen(o->model_id) : 0;
     if (m < 1 || m > TSEAL_MAX_MODEL_ID)
         return tseal_err(TSEAL_E_INVAL, "model id must be 1..%u bytes", TSEAL_MAX_MODEL_ID);
-    for (size_t i = 0; i < m; i++)
-        if ((unsigned char)o->model_id[i] < 0x20 || o->model_id[i] == 0x7F)
-            return tseal_err(TSEAL_E_INVAL, "model id contains control characters");
-    if (!tseal_utf8_valid((const uint8_t *)o->model_id, m))
-        return tseal_err(TSEAL_E_INVAL, "model id is not UTF-8");
+    if (!tseal_text_printable((const uint8_t *)o->model_id, m))
+        return tseal_err(TSEAL_E_INVAL, "model id must be printable UTF-8 (no control characters)");
     if (o->expires < 0) return tseal_err(TSEAL_E_INVAL, "negative expiry time");
     *chunk = o->chunk_size ? o->chunk_size : TSEAL_CHUNK_DEFAULT;
     if (*chunk < TSEAL_CHUNK_MIN || *chunk > TSEAL_CHUNK_MAX || (*chunk & (*chunk - 1)))

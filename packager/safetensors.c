@@ -63,7 +63,10 @@ const char *tseal_quote(const char *s, char out[TSEAL_QUOTE_MAX]) {
     size_t i = 0;
     for (; s[i] && i < keep; i++) {
         unsigned char c = (unsigned char)s[i];
-        out[i] = (c < 0x20 || c == 0x7F) ? '?' : (char)c; /* no terminal control in messages */
+        /* no terminal control (C0, DEL, C1 = C2 80..9F) in messages */
+        int c1 = c == 0xC2 && (unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] < 0xA0;
+        out[i] = (c < 0x20 || c == 0x7F || c1) ? '?' : (char)c;
+        if (c1 && i + 1 < keep) out[++i] = '?';
     }
     if (s[i]) { /* truncated: cut back to a UTF-8 character boundary */
         while (i > 0 && ((unsigned char)s[i] & 0xC0) == 0x80) i--;
@@ -528,6 +531,10 @@ static int st_parse_header(tseal_st *st, uint64_t buf_size) {
     } else {
         if (meta) rc = st_parse_meta(st, meta);
         if (!rc) rc = st_parse_tensors(st, root, n_tensors, buf_size);
+        /* Last, once the specific checks named the tensor: every number must be spelled as
+         * an exact integer. "2.0", "1e3", "-0" or 2^53 + 1 pass cJSON (which keeps doubles)
+         * but other parsers read them differently or refuse them. */
+        if (!rc) rc = tseal_json_integers_only(h, n, "header offset");
     }
 out:
     cJSON_Delete(root);
@@ -1053,5 +1060,36 @@ int tseal_json_parse_exact(const uint8_t *s, size_t len, const char *pad, const 
         }
     }
     *out = root;
+    return 0;
+}
+
+int tseal_json_integers_only(const uint8_t *s, size_t n, const char *where) {
+    int in_str = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = s[i];
+        if (in_str) {
+            if (c == '\\')
+                i++; /* skip the escaped character */
+            else if (c == '"')
+                in_str = 0;
+            continue;
+        }
+        if (c == '"') {
+            in_str = 1;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t j = i;
+            uint64_t v = 0;
+            int big = 0;
+            for (; j < n && s[j] >= '0' && s[j] <= '9'; j++) {
+                big |= v > (TSEAL_ST_MAX_DIM - (uint64_t)(s[j] - '0')) / 10;
+                if (!big) v = v * 10 + (uint64_t)(s[j] - '0');
+            }
+            if (c == '-' || (j < n && (s[j] == '.' || s[j] == 'e' || s[j] == 'E')))
+                return tseal_err(TSEAL_E_CORRUPT, "number at %s %zu is not a non-negative integer",
+                                 where, i);
+            if (big) return tseal_err(TSEAL_E_CORRUPT, "integer at %s %zu exceeds 2^53", where, i);
+            i = j - 1;
+        }
+    }
     return 0;
 }

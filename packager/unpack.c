@@ -274,7 +274,7 @@ static int restore_tensor(vctx *v, const tseal_mf_tensor *t) {
         else if (!r && !tseal_equal(h, t->sha256, TSEAL_HASH_BYTES))
             r = tseal_err(TSEAL_E_VERIFY, "decoded bytes do not match the signed digest");
     }
-    if (r) tseal_err_context("%s: tensor '%.200s': ", v->c->path, t->name);
+    if (r) tseal_err_context("tensor '%.200s': ", t->name);
     v->rep->tensors_checked += r == 0;
     v->done_items++;
     return r;

@@ -742,3 +742,17 @@ Test(container_attack, manifest_unknown_member) {
 Test(container_attack, manifest_not_json) {
     manifest_attack("{", "[", "manifest");
 }
+
+Test(container, model_id_with_control_characters_refused) {
+    fx f;
+    fx_setup(&f, 8);
+    const char *r[1] = {fp(&f, P_BANK_PUB)};
+    tseal_pack_opts o = pack_opts(&f, r, 1);
+    o.model_id = "acme/\xc2\x9b"
+                 "31mred"; /* C1 CSI: a terminal escape */
+    cr_assert_eq(tseal_pack(fp(&f, P_MODEL), fp(&f, P_TMP), &o, NULL), TSEAL_E_INVAL);
+    cr_assert(strstr(tseal_errmsg(), "control characters"), "%s", tseal_errmsg());
+    o.model_id = "acme/\x1b[31m";
+    cr_assert_eq(tseal_pack(fp(&f, P_MODEL), fp(&f, P_TMP), &o, NULL), TSEAL_E_INVAL);
+    fx_teardown(&f);
+}

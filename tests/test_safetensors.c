@@ -926,3 +926,24 @@ Test(stw, open_in_missing_directory) {
                   "cannot create temporary file");
     cr_assert_null(w);
 }
+
+/* Numbers must be spelled as exact integers: other parsers read "2.0", "1e1", "-0" or
+ * 2^53 + 1 differently (or refuse them), so two readers could see two different models. */
+Test(st, numbers_spelled_other_than_integers) {
+    reject("{\"w\":{\"dtype\":\"BF16\",\"shape\":[2.0,3],\"data_offsets\":[0,12]}}", 12,
+           TSEAL_E_CORRUPT, "is not a non-negative integer");
+    reject("{\"w\":{\"dtype\":\"BF16\",\"shape\":[2,3e0],\"data_offsets\":[0,12]}}", 12,
+           TSEAL_E_CORRUPT, "is not a non-negative integer");
+    reject("{\"w\":{\"dtype\":\"BF16\",\"shape\":[2,3],\"data_offsets\":[-0,12]}}", 12,
+           TSEAL_E_CORRUPT, "is not a non-negative integer");
+    reject("{\"w\":{\"dtype\":\"BF16\",\"shape\":[0,9007199254740993],\"data_offsets\":[0,0]}}", 0,
+           TSEAL_E_CORRUPT, "exceeds 2^53");
+}
+
+Test(st, messages_never_carry_terminal_controls) {
+    char q[TSEAL_QUOTE_MAX];
+    tseal_quote("a\x1b[31mb\xc2\x9b"
+                "31mc",
+                q);
+    cr_assert_str_eq(q, "a?[31mb??31mc");
+}
