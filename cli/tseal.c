@@ -2,8 +2,8 @@
  * tseal.c - the `tseal` command: argument parsing and dispatch only; the work is done by the
  * library (libtseal) and the benchmark module.
  *
- * Exit codes: 0 success, 1 failure, 2 usage error, 3 verification failed (corrupt or
- * mismatching data), 4 I/O error, 5 no GPU.
+ * Exit codes: 0 success, 1 failure, 2 usage error, 3 verification failed (corrupt,
+ * mismatching or unsupported data, or denied by policy), 4 I/O error, 5 no GPU.
  */
 #define _GNU_SOURCE
 #include <getopt.h>
