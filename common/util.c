@@ -202,22 +202,22 @@ int tseal_atomic_open(tseal_atomic_file *f, const char *path, unsigned mode) {
 }
 
 int tseal_atomic_commit(tseal_atomic_file *f) {
+    const char *step = NULL;
+    int e = 0;
     if (fsync(f->fd) != 0) {
-        int e = errno;
-        tseal_atomic_abort(f);
-        return tseal_err(TSEAL_E_IO, "%s: fsync: %s", f->path, strerror(e));
-    }
-    if (close(f->fd) != 0) {
-        int e = errno;
+        step = "fsync", e = errno;
+    } else {
+        int c = close(f->fd);
         f->fd = -1;
-        tseal_atomic_abort(f);
-        return tseal_err(TSEAL_E_IO, "%s: close: %s", f->path, strerror(e));
+        if (c != 0)
+            step = "close", e = errno;
+        else if (rename(f->tmp_path, f->path) != 0)
+            step = "rename", e = errno;
     }
-    f->fd = -1;
-    if (rename(f->tmp_path, f->path) != 0) {
-        int e = errno;
+    if (step) { /* the message first: abort frees f->path */
+        int r = tseal_err(TSEAL_E_IO, "%s: %s: %s", f->path, step, strerror(e));
         tseal_atomic_abort(f);
-        return tseal_err(TSEAL_E_IO, "%s: rename: %s", f->path, strerror(e));
+        return r;
     }
     free(f->tmp_path);
     free(f->path);

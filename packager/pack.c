@@ -586,8 +586,15 @@ static int finish_file(int fd, const char *path, tseal_header *h, const tseal_se
     memcpy(e + 4, signer->pub.key_id, TSEAL_KEY_ID_BYTES);
     memcpy(e + 20, signer->pub.pk, TSEAL_PK_BYTES);
     if (!r) r = tseal_sign(signer, TSEAL_SIG_TYPE_HEADER, digest, e + 52);
-    if (!r && pwrite(fd, b, total, 0) != (ssize_t)total)
-        r = tseal_err(TSEAL_E_IO, "%s: write failed: %s", path, strerror(errno));
+    for (uint64_t done = 0; !r && done < total;) { /* pwrite may write less than asked */
+        ssize_t k = pwrite(fd, b + done, total - done, (off_t)done);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0)
+            r = tseal_err(TSEAL_E_IO, "%s: write failed: %s", path,
+                          k < 0 ? strerror(errno) : "no progress");
+        else
+            done += (uint64_t)k;
+    }
     free(b);
     return r;
 }

@@ -187,7 +187,9 @@ static int emit_part(void *arg, unsigned item) {
     const emit_job *e = arg;
     if (item == 0) return tseal_sha256_update(e->v->file_sha, e->p, e->n);
     if (e->tensor && !e->v->outdir) return tseal_tree_update(e->v->tensor_tree, e->p, e->n);
-    if (e->v->fd >= 0) return tseal_write_full(e->v->fd, e->p, e->n, "output file");
+    if (e->v->fd >= 0)
+        return tseal_write_full(e->v->fd, e->p, e->n,
+                                e->v->cur_file ? e->v->cur_file->path : "output file");
     return 0;
 }
 
