@@ -33,8 +33,11 @@ extern "C" {
 #define TSEAL_KEY_NAME_MAX      64 /* bytes of a key's name, including the NUL */
 
 /* Key algorithms (one byte, part of the key id derivation). */
-#define TSEAL_ALG_ED25519 1
-#define TSEAL_ALG_X25519  2
+#define TSEAL_ALG_ED25519   1
+#define TSEAL_ALG_X25519    2
+#define TSEAL_ALG_P256      3  /* ECDSA / ECDH on NIST P-256 (the FIPS suite, tseal_fips.h) */
+#define TSEAL_P256_PK_BYTES 65 /* uncompressed SEC1 point 04 || X || Y */
+#define TSEAL_PK_MAX_BYTES  TSEAL_P256_PK_BYTES
 
 /* Initialise libsodium once (thread-safe, idempotent). Every entry point below calls it. */
 int tseal_crypto_init(void);
@@ -111,9 +114,15 @@ typedef struct {
     tseal_key_kind kind;
     uint8_t alg; /* TSEAL_ALG_* */
     uint8_t key_id[TSEAL_KEY_ID_BYTES];
-    uint8_t pk[TSEAL_PK_BYTES];
+    uint8_t pk[TSEAL_PK_MAX_BYTES]; /* tseal_pk_len(alg) bytes are used */
     char name[TSEAL_KEY_NAME_MAX];
 } tseal_pubkey;
+
+/* Bytes of a public key of algorithm `alg`. */
+static inline size_t tseal_pk_len(uint8_t alg)
+{
+    return alg == TSEAL_ALG_P256 ? TSEAL_P256_PK_BYTES : TSEAL_PK_BYTES;
+}
 
 typedef struct {
     tseal_pubkey pub;
