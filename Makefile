@@ -22,7 +22,7 @@ THREADS ?= 0
 V       ?= 0
 Q       := $(if $(filter 1,$(V)),,@)
 
-DEB_PKGS := gcc libc6-dev libsodium-dev libssl-dev libcjson-dev libcriterion-dev libzstd-dev pkg-config curl ca-certificates unzip time
+DEB_PKGS := gcc libc6-dev libsodium-dev libssl-dev libcjson-dev libcriterion-dev libzstd-dev pkg-config curl ca-certificates unzip time openssl
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -1,7 +1,8 @@
 /*
  * bench_pack.c - `tseal bench pack`: pack, verify and unpack throughput of the container on a
- * model, next to the raw cost of its parts (SHA-256, ChaCha20-Poly1305, the codec) measured
- * in the same process, and the container's size and overhead.
+ * model in both cipher suites side by side (default: Ed25519/X25519/ChaCha20-Poly1305; FIPS:
+ * P-256/AES-256-GCM), next to the raw cost of the parts (SHA-256, both AEADs, the codec)
+ * measured in the same process, and the container's size and overhead.
  */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -11,6 +12,10 @@
 #include "bench.h"
 #include "internal.h"
 #include "tseal_crypto.h"
+#include "tseal_fips.h"
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 void tseal_bench_pack_opts_default(tseal_bench_pack_opts *o) {
     memset(o, 0, sizeof *o);
@@ -21,32 +26,56 @@ static double gb(uint64_t bytes, double s) {
     return s > 0 ? (double)bytes / s / 1e9 : 0;
 }
 
-/* SHA-256 and AEAD on 64 KiB chunks over `total` bytes, best of 3. */
-static int primitives(double *sha_gbps, double *aead_gbps) {
-    const size_t chunk = 64 << 10, total = 64 << 20;
-    uint8_t *b = malloc(total), *ct = malloc(chunk + 16), key[32] = {1}, nonce[12] = {0}, h[32];
-    if (!b || !ct) {
-        free(b);
-        free(ct);
-        return tseal_err(TSEAL_E_NOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < total; i++) b[i] = (uint8_t)(i * 131);
-    double best_sha = 1e9, best_aead = 1e9;
+/* SHA-256 and both suites' AEADs on 64 KiB chunks over `total` bytes, best of 3, 1 core. */
+typedef struct {
+    double sha, chacha, aesgcm, chacha_open, aesgcm_open; /* GB/s */
+} prim_speeds;
+
+static int time_aead(int suite, int open, const uint8_t *b, uint8_t *ct, uint8_t *pt, size_t total,
+                     size_t chunk, double *secs) {
+    uint8_t key[32] = {1}, nonce[12] = {0};
     int r = 0;
+    if (open) /* a valid ciphertext to open, repeatedly */
+        r = suite == TSEAL_SUITE_FIPS ? tseal_aesgcm_encrypt(ct, b, chunk, NULL, 0, nonce, key)
+                                      : tseal_aead_encrypt(ct, b, chunk, NULL, 0, nonce, key);
+    double t0 = tseal_now();
+    for (size_t off = 0; off < total && !r; off += chunk) {
+        if (suite == TSEAL_SUITE_FIPS)
+            r = open ? tseal_aesgcm_decrypt(pt, ct, chunk + 16, NULL, 0, nonce, key)
+                     : tseal_aesgcm_encrypt(ct, b + off, chunk, NULL, 0, nonce, key);
+        else
+            r = open ? tseal_aead_decrypt(pt, ct, chunk + 16, NULL, 0, nonce, key)
+                     : tseal_aead_encrypt(ct, b + off, chunk, NULL, 0, nonce, key);
+    }
+    *secs = tseal_now() - t0;
+    return r;
+}
+
+static int primitives(prim_speeds *ps) {
+    const size_t chunk = 64 << 10, total = 64 << 20;
+    uint8_t *b = malloc(total), *ct = malloc(chunk + 16), *pt = malloc(chunk), h[32];
+    int r = b && ct && pt ? 0 : tseal_err(TSEAL_E_NOMEM, "out of memory");
+    for (size_t i = 0; !r && i < total; i++) b[i] = (uint8_t)(i * 131);
+    double best[5] = {1e9, 1e9, 1e9, 1e9, 1e9}, t;
     for (int k = 0; k < 3 && !r; k++) {
         double t0 = tseal_now();
         for (size_t off = 0; off < total && !r; off += chunk) r = tseal_sha256(b + off, chunk, h);
-        double t1 = tseal_now();
-        for (size_t off = 0; off < total && !r; off += chunk)
-            r = tseal_aead_encrypt(ct, b + off, chunk, NULL, 0, nonce, key);
-        double t2 = tseal_now();
-        if (t1 - t0 < best_sha) best_sha = t1 - t0;
-        if (t2 - t1 < best_aead) best_aead = t2 - t1;
+        t = tseal_now() - t0;
+        best[0] = t < best[0] ? t : best[0];
+        for (int j = 0; j < 4 && !r; j++) {
+            r = time_aead(j & 1 ? TSEAL_SUITE_FIPS : TSEAL_SUITE_V1, j >> 1, b, ct, pt, total,
+                          chunk, &t);
+            best[1 + j] = t < best[1 + j] ? t : best[1 + j];
+        }
     }
-    *sha_gbps = gb(total, best_sha);
-    *aead_gbps = gb(total, best_aead);
+    ps->sha = gb(total, best[0]);
+    ps->chacha = gb(total, best[1]);
+    ps->aesgcm = gb(total, best[2]);
+    ps->chacha_open = gb(total, best[3]);
+    ps->aesgcm_open = gb(total, best[4]);
     free(b);
     free(ct);
+    free(pt);
     return r;
 }
 
@@ -84,18 +113,62 @@ static int codec_alone(const char *model, uint64_t *bytes, double *enc_s, double
     return r;
 }
 
-static int make_keys(const char *dir, char *sk, char *spub, char *rk, char *rpub, size_t n) {
-    snprintf(sk, n, "%s/bench.sign.key", dir);
-    snprintf(spub, n, "%s/bench.sign.pub", dir);
-    snprintf(rk, n, "%s/bench.key", dir);
-    snprintf(rpub, n, "%s/bench.pub", dir);
+typedef struct {
+    char sk[128], cert[128], spub[128], rk[128], rpub[128];
+} suite_keys;
+
+/* A self-signed certificate for the FIPS bench signer (the verifier pins its key: chain
+ * validation costs microseconds and is not what this measures). */
+static int self_signed_cert(const char *key_pem, const char *cert_pem) {
+    FILE *kf = fopen(key_pem, "r");
+    EVP_PKEY *k = kf ? PEM_read_PrivateKey(kf, NULL, NULL, NULL) : NULL;
+    if (kf) fclose(kf);
+    X509 *x = X509_new();
+    X509_NAME *n = X509_NAME_new();
+    int ok = k && x && n && X509_set_version(x, 2) &&
+             ASN1_INTEGER_set(X509_get_serialNumber(x), 1) &&
+             X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"bench", -1,
+                                        -1, 0) &&
+             X509_set_subject_name(x, n) && X509_set_issuer_name(x, n) &&
+             X509_gmtime_adj(X509_getm_notBefore(x), -3600) &&
+             X509_gmtime_adj(X509_getm_notAfter(x), 86400) && X509_set_pubkey(x, k) &&
+             X509_sign(x, k, EVP_sha256()) > 0;
+    FILE *cf = ok ? fopen(cert_pem, "w") : NULL;
+    ok = cf && PEM_write_X509(cf, x);
+    if (cf) fclose(cf);
+    X509_NAME_free(n);
+    X509_free(x);
+    EVP_PKEY_free(k);
+    return ok ? 0 : tseal_err(TSEAL_E_INTERNAL, "cannot make the bench certificate");
+}
+
+static int make_keys(const char *dir, int suite, suite_keys *k) {
+    const char *tag = suite == TSEAL_SUITE_FIPS ? "fips" : "v1";
+    snprintf(k->sk, sizeof k->sk, "%s/%s.sign.key", dir, tag);
+    snprintf(k->spub, sizeof k->spub, "%s/%s.sign.pub", dir, tag);
+    snprintf(k->cert, sizeof k->cert, "%s/%s.sign.pem", dir, tag);
+    snprintf(k->rk, sizeof k->rk, "%s/%s.key", dir, tag);
+    snprintf(k->rpub, sizeof k->rpub, "%s/%s.pub", dir, tag);
     tseal_seckey *a = NULL, *b = NULL;
-    int r = tseal_keygen(TSEAL_KEY_SIGN, "bench-signer", NULL, &a);
-    if (!r) r = tseal_keygen(TSEAL_KEY_RECIPIENT, "bench-recipient", NULL, &b);
-    if (!r) r = tseal_seckey_write(a, sk, NULL, 0, 1);
-    if (!r) r = tseal_pubkey_write(&a->pub, spub, 1);
-    if (!r) r = tseal_seckey_write(b, rk, NULL, 0, 1);
-    if (!r) r = tseal_pubkey_write(&b->pub, rpub, 1);
+    int fips = suite == TSEAL_SUITE_FIPS, r;
+    r = fips ? tseal_p256_keygen(TSEAL_KEY_SIGN, "bench-signer", &a)
+             : tseal_keygen(TSEAL_KEY_SIGN, "bench-signer", NULL, &a);
+    if (!r)
+        r = fips ? tseal_p256_keygen(TSEAL_KEY_RECIPIENT, "bench-recipient", &b)
+                 : tseal_keygen(TSEAL_KEY_RECIPIENT, "bench-recipient", NULL, &b);
+    if (!r)
+        r = fips ? tseal_p256_seckey_write_pem(a, k->sk, NULL, 0, 1)
+                 : tseal_seckey_write(a, k->sk, NULL, 0, 1);
+    if (!r)
+        r = fips ? tseal_p256_pubkey_write_pem(&a->pub, k->spub, 1)
+                 : tseal_pubkey_write(&a->pub, k->spub, 1);
+    if (!r)
+        r = fips ? tseal_p256_seckey_write_pem(b, k->rk, NULL, 0, 1)
+                 : tseal_seckey_write(b, k->rk, NULL, 0, 1);
+    if (!r)
+        r = fips ? tseal_p256_pubkey_write_pem(&b->pub, k->rpub, 1)
+                 : tseal_pubkey_write(&b->pub, k->rpub, 1);
+    if (!r && fips) r = self_signed_cert(k->sk, k->cert);
     tseal_seckey_free(a);
     tseal_seckey_free(b);
     return r;
@@ -107,82 +180,124 @@ static int rm_tree(const char *p) {
     return system(cmd) == 0 ? 0 : tseal_err(TSEAL_E_IO, "%s: cannot remove", p);
 }
 
-int tseal_bench_pack(const char *model, const tseal_bench_pack_opts *o, FILE *out) {
-    int r = tseal_crypto_init();
-    if (r) return r;
-    char dir[] = "/tmp/tseal-bench-XXXXXX";
-    if (!mkdtemp(dir)) return tseal_err(TSEAL_E_IO, "cannot create a temporary folder");
-    char sk[128], spub[128], rk[128], rpub[128], cont[128], rest[128];
-    snprintf(cont, sizeof cont, "%s/model.tseal", dir);
-    r = make_keys(dir, sk, spub, rk, rpub, sizeof sk);
-    double sha = 0, aead = 0, enc_s = 0, dec_s = 0;
-    uint64_t codec_bytes = 0;
-    if (!r) r = primitives(&sha, &aead);
-    if (!r) r = codec_alone(model, &codec_bytes, &enc_s, &dec_s);
+/* One suite's pack / verify / verify --key / unpack times (1 core and all cores). */
+typedef struct {
+    double pack[2], verify, verify_key[2], unpack[2];
+    tseal_pack_report rep;
+} suite_run;
 
-    const char *rec[1] = {rpub}, *trust[1] = {spub};
+static int run_suite(const char *model, const char *dir, int suite, unsigned threads,
+                     suite_run *sr) {
+    suite_keys k;
+    char cont[160], rest[160];
+    snprintf(cont, sizeof cont, "%s/model-%d.tseal", dir, suite);
+    int r = make_keys(dir, suite, &k);
+    const char *rec[1] = {k.rpub}, *trust[1] = {k.spub};
     tseal_pack_opts po;
     memset(&po, 0, sizeof po);
     po.model_id = "bench/model";
     po.version = 1;
-    po.sign_key = sk;
+    po.suite = (unsigned)suite;
+    po.sign_key = k.sk;
+    po.sign_cert = suite == TSEAL_SUITE_FIPS ? k.cert : NULL;
     po.recipients = rec;
     po.n_recipients = 1;
-    tseal_pack_report rep;
-    unsigned threads = o->threads ? o->threads : tseal_cpu_count();
-    double t_pack[2] = {0}, t0;
-    for (int k = 0; k < 2 && !r; k++) {
-        po.threads = k == 0 ? 1 : threads;
+    double t0;
+    for (int i = 0; i < 2 && !r; i++) {
+        po.threads = i == 0 ? 1 : threads;
         t0 = tseal_now();
-        r = tseal_pack(model, cont, &po, &rep);
-        t_pack[k] = tseal_now() - t0;
+        r = tseal_pack(model, cont, &po, &sr->rep);
+        sr->pack[i] = tseal_now() - t0;
     }
-    double t_verify = 0, t_verify_key[2] = {0}, t_unpack[2] = {0};
     tseal_verify_opts vo;
     memset(&vo, 0, sizeof vo);
     vo.trust = trust;
     vo.n_trust = 1;
     t0 = tseal_now();
     if (!r) r = tseal_verify(cont, &vo, NULL);
-    t_verify = tseal_now() - t0;
-    vo.key = rk;
-    for (int k = 0; k < 2 && !r; k++) {
-        vo.threads = k == 0 ? 1 : threads;
+    sr->verify = tseal_now() - t0;
+    vo.key = k.rk;
+    for (int i = 0; i < 2 && !r; i++) {
+        vo.threads = i == 0 ? 1 : threads;
         t0 = tseal_now();
         r = tseal_verify(cont, &vo, NULL);
-        t_verify_key[k] = tseal_now() - t0;
-        snprintf(rest, sizeof rest, "%s/restored-%d", dir, k);
+        sr->verify_key[i] = tseal_now() - t0;
+        snprintf(rest, sizeof rest, "%s/restored-%d-%d", dir, suite, i);
         t0 = tseal_now();
         if (!r) r = tseal_unpack(cont, rest, &vo, NULL);
-        t_unpack[k] = tseal_now() - t0;
+        sr->unpack[i] = tseal_now() - t0;
         if (!r) r = rm_tree(rest);
     }
+    unlink(cont);
+    return r;
+}
+
+static void json_suite(cJSON *j, const suite_run *s, uint64_t ob) {
+    cJSON_AddNumberToObject(j, "container_bytes", (double)s->rep.container_bytes);
+    cJSON_AddNumberToObject(j, "pack_gbps_1core", gb(ob, s->pack[0]));
+    cJSON_AddNumberToObject(j, "pack_gbps_all_cores", gb(ob, s->pack[1]));
+    cJSON_AddNumberToObject(j, "verify_gbps", gb(ob, s->verify));
+    cJSON_AddNumberToObject(j, "verify_key_gbps_1core", gb(ob, s->verify_key[0]));
+    cJSON_AddNumberToObject(j, "verify_key_gbps_all_cores", gb(ob, s->verify_key[1]));
+    cJSON_AddNumberToObject(j, "unpack_gbps_1core", gb(ob, s->unpack[0]));
+    cJSON_AddNumberToObject(j, "unpack_gbps_all_cores", gb(ob, s->unpack[1]));
+}
+
+static void print_row(FILE *out, const char *what, uint64_t ob, const double v1[2],
+                      const double fips[2], int two) {
+    fprintf(out, "  %-30s %7.3f", what, gb(ob, v1[0]));
+    if (two)
+        fprintf(out, " / %7.3f", gb(ob, v1[1]));
+    else
+        fprintf(out, "          ");
+    fprintf(out, "    %7.3f", gb(ob, fips[0]));
+    if (two)
+        fprintf(out, " / %7.3f", gb(ob, fips[1]));
+    else
+        fprintf(out, "          ");
+    fprintf(out, "    x%.2f\n", fips[0] > 0 ? v1[0] / fips[0] : 0);
+}
+
+int tseal_bench_pack(const char *model, const tseal_bench_pack_opts *o, FILE *out) {
+    int r = tseal_crypto_init();
+    if (r) return r;
+    char dir[] = "/tmp/tseal-bench-XXXXXX";
+    if (!mkdtemp(dir)) return tseal_err(TSEAL_E_IO, "cannot create a temporary folder");
+    double enc_s = 0, dec_s = 0;
+    uint64_t codec_bytes = 0;
+    prim_speeds ps = {0};
+    suite_run v1 = {0}, fips = {0};
+    unsigned threads = o->threads ? o->threads : tseal_cpu_count();
+    if (!r) r = primitives(&ps);
+    if (!r) r = codec_alone(model, &codec_bytes, &enc_s, &dec_s);
+    if (!r) r = run_suite(model, dir, TSEAL_SUITE_V1, threads, &v1);
+    if (!r) r = run_suite(model, dir, TSEAL_SUITE_FIPS, threads, &fips);
     if (!r) {
-        uint64_t ob = rep.original_bytes, cb = rep.container_bytes;
+        const tseal_pack_report *rep = &v1.rep;
+        uint64_t ob = rep->original_bytes, cb = rep->container_bytes;
         /* Overhead: all bytes but the coded tensors and file contents (header, signature,
          * stanzas, segment table, AEAD tags, chunk hash lists, the manifest). */
-        uint64_t data = rep.plaintext_bytes - rep.manifest_bytes, overhead = cb - data;
+        uint64_t data = rep->plaintext_bytes - rep->manifest_bytes, overhead = cb - data;
         double ratio = ob ? (double)cb / (double)ob : 0;
         double ovh = data ? 100.0 * (double)overhead / (double)data : 0;
         if (o->json) {
             cJSON *j = cJSON_CreateObject();
             cJSON_AddStringToObject(j, "model", model);
             cJSON_AddNumberToObject(j, "original_bytes", (double)ob);
-            cJSON_AddNumberToObject(j, "container_bytes", (double)cb);
             cJSON_AddNumberToObject(j, "container_ratio", ratio);
             cJSON_AddNumberToObject(j, "overhead_pct_of_payload", ovh);
             cJSON_AddNumberToObject(j, "threads", threads);
-            cJSON_AddNumberToObject(j, "pack_gbps_1core", gb(ob, t_pack[0]));
-            cJSON_AddNumberToObject(j, "pack_gbps_all_cores", gb(ob, t_pack[1]));
-            cJSON_AddNumberToObject(j, "verify_gbps", gb(ob, t_verify));
-            cJSON_AddNumberToObject(j, "verify_key_gbps_1core", gb(ob, t_verify_key[0]));
-            cJSON_AddNumberToObject(j, "verify_key_gbps_all_cores", gb(ob, t_verify_key[1]));
-            cJSON_AddNumberToObject(j, "unpack_gbps_1core", gb(ob, t_unpack[0]));
-            cJSON_AddNumberToObject(j, "unpack_gbps_all_cores", gb(ob, t_unpack[1]));
-            cJSON_AddNumberToObject(j, "sha256_gbps", sha);
-            cJSON_AddNumberToObject(j, "chacha20poly1305_gbps", aead);
+            json_suite(j, &v1, ob); /* the default suite, at the top level as before */
+            cJSON_AddNumberToObject(j, "sha256_gbps", ps.sha);
+            cJSON_AddNumberToObject(j, "chacha20poly1305_gbps", ps.chacha);
+            cJSON_AddNumberToObject(j, "chacha20poly1305_open_gbps", ps.chacha_open);
+            cJSON_AddNumberToObject(j, "aes256gcm_gbps", ps.aesgcm);
+            cJSON_AddNumberToObject(j, "aes256gcm_open_gbps", ps.aesgcm_open);
             cJSON_AddNumberToObject(j, "codec_encode_gbps", gb(codec_bytes, enc_s));
             cJSON_AddNumberToObject(j, "codec_decode_gbps_1core", gb(codec_bytes, dec_s));
+            cJSON *f = cJSON_AddObjectToObject(j, "fips");
+            cJSON_AddStringToObject(f, "suite", "fips-p256-aes256gcm-sha256");
+            json_suite(f, &fips, ob);
             char *s = cJSON_Print(j);
             fprintf(out, "%s\n", s ? s : "{}");
             free(s);
@@ -190,20 +305,24 @@ int tseal_bench_pack(const char *model, const tseal_bench_pack_opts *o, FILE *ou
         } else {
             fprintf(out,
                     "%s: %.1f MB in %u files -> container %.1f MB (%.2f%% of the input), overhead "
-                    "%.4f%% of the payload\n",
-                    model, (double)ob / 1e6, rep.files, (double)cb / 1e6, 100 * ratio, ovh);
-            fprintf(out, "  pack                          %.3f GB/s 1 core, %.3f GB/s %u cores\n",
-                    gb(ob, t_pack[0]), gb(ob, t_pack[1]), threads);
-            fprintf(out, "  verify (signature + hashes)   %.3f GB/s\n", gb(ob, t_verify));
-            fprintf(out, "  verify --key (decrypt+decode) %.3f GB/s 1 core, %.3f GB/s %u cores\n",
-                    gb(ob, t_verify_key[0]), gb(ob, t_verify_key[1]), threads);
-            fprintf(out, "  unpack                        %.3f GB/s 1 core, %.3f GB/s %u cores\n",
-                    gb(ob, t_unpack[0]), gb(ob, t_unpack[1]), threads);
-            fprintf(out,
-                    "  parts, same process:          SHA-256 %.3f GB/s, ChaCha20-Poly1305 %.3f "
-                    "GB/s, codec encode "
-                    "%.3f GB/s, codec decode %.3f GB/s (1 core)\n",
-                    sha, aead, gb(codec_bytes, enc_s), gb(codec_bytes, dec_s));
+                    "%.4f%% of the payload (FIPS suite: %.1f MB)\n",
+                    model, (double)ob / 1e6, rep->files, (double)cb / 1e6, 100 * ratio, ovh,
+                    (double)fips.rep.container_bytes / 1e6);
+            fprintf(out, "  GB/s of model bytes, 1 core / %u cores:\n", threads);
+            fprintf(out, "  %-30s %-21s %-23s %s\n", "", "default (ChaCha20)", "fips (AES-256-GCM)",
+                    "fips speed / default (1 core)");
+            print_row(out, "pack", ob, v1.pack, fips.pack, 1);
+            double vv[2] = {v1.verify, 0}, vf[2] = {fips.verify, 0};
+            print_row(out, "verify (signature + hashes)", ob, vv, vf, 0);
+            print_row(out, "verify --key (decrypt+decode)", ob, v1.verify_key, fips.verify_key, 1);
+            print_row(out, "unpack", ob, v1.unpack, fips.unpack, 1);
+            fprintf(
+                out,
+                "  parts, same process, 1 core:  SHA-256 %.3f GB/s; seal/open ChaCha20-Poly1305 "
+                "%.3f/%.3f GB/s, AES-256-GCM %.3f/%.3f GB/s; codec encode %.3f GB/s, decode "
+                "%.3f GB/s\n",
+                ps.sha, ps.chacha, ps.chacha_open, ps.aesgcm, ps.aesgcm_open,
+                gb(codec_bytes, enc_s), gb(codec_bytes, dec_s));
         }
     }
     rm_tree(dir);

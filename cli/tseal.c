@@ -18,6 +18,7 @@
 #include "bench.h"
 #include "tseal.h"
 #include "tseal_crypto.h"
+#include "tseal_fips.h"
 #include "tseal_policy.h"
 
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_VERIFY = 3, EXIT_IO = 4, EXIT_NOGPU = 5 };
@@ -364,19 +365,54 @@ static progress_state make_progress(int quiet) {
 /* ---- keygen ------------------------------------------------------------------------------ */
 
 static const char *keygen_help =
-    "Usage: tseal keygen (--sign NAME | --recipient NAME) [--passphrase-file F] [--force] "
-    "[--json]\n"
+    "Usage: tseal keygen (--sign NAME | --recipient NAME) [--suite default|fips]\n"
+    "                    [--passphrase-file F] [--force] [--json]\n"
     "\n"
     "Create a key pair:\n"
     "  --sign NAME        Ed25519 signing key: NAME.sign.key (secret) and NAME.sign.pub\n"
     "  --recipient NAME   X25519 recipient key: NAME.key (secret) and NAME.pub\n"
+    "With --suite fips both are P-256 keys in standard PEM (secret: PKCS#8, encrypted with\n"
+    "PBES2/AES-256 under --passphrase-file; public: SPKI) for the FIPS suite. A FIPS signer\n"
+    "also needs an X.509 certificate for its key, issued by the site's CA (openssl req -new\n"
+    "-key NAME.sign.key ... makes the request); recipients need none.\n"
     "NAME may include a folder (keys/vendor). The secret key file gets mode 0600. It is\n"
     "written unencrypted unless --passphrase-file F is given (first line of F; the key is\n"
     "then sealed with Argon2id + XSalsa20-Poly1305). Existing files are never overwritten\n"
     "unless --force. The key id printed is what containers, policies and errors show.\n";
 
+/* --suite: "default" (Ed25519/X25519/ChaCha20) or "fips" (P-256/AES-256-GCM), or the full
+ * suite names inspect prints. */
+static int parse_suite(const char *s, unsigned *suite) {
+    if (!strcmp(s, "default") || !strcmp(s, TSEAL_SUITE_NAME_V1))
+        *suite = TSEAL_SUITE_V1;
+    else if (!strcmp(s, "fips") || !strcmp(s, TSEAL_SUITE_NAME_FIPS))
+        *suite = TSEAL_SUITE_FIPS;
+    else
+        return -1;
+    return 0;
+}
+
+static int keygen_write(tseal_key_kind kind, unsigned suite, const char *base, const char *skp,
+                        const char *pkp, const char *pass, size_t pass_len, int force,
+                        char id[33]) {
+    tseal_seckey *sk = NULL;
+    int r = suite == TSEAL_SUITE_FIPS ? tseal_p256_keygen(kind, base, &sk)
+                                      : tseal_keygen(kind, base, NULL, &sk);
+    if (!r)
+        r = suite == TSEAL_SUITE_FIPS ? tseal_p256_seckey_write_pem(sk, skp, pass, pass_len, force)
+                                      : tseal_seckey_write(sk, skp, pass, pass_len, force);
+    if (!r)
+        r = suite == TSEAL_SUITE_FIPS ? tseal_p256_pubkey_write_pem(&sk->pub, pkp, force)
+                                      : tseal_pubkey_write(&sk->pub, pkp, force);
+    if (r && sk && access(skp, F_OK) == 0 && access(pkp, F_OK) != 0) unlink(skp); /* no half pair */
+    if (!r) tseal_key_id_hex(sk->pub.key_id, id);
+    tseal_seckey_free(sk);
+    return r;
+}
+
 static int cmd_keygen(int argc, char **argv) {
     static const struct option opts[] = {{"sign", required_argument, 0, 's'},
+                                         {"suite", required_argument, 0, 'S'},
                                          {"recipient", required_argument, 0, 'r'},
                                          {"passphrase-file", required_argument, 0, 'p'},
                                          {"force", no_argument, 0, 'f'},
@@ -386,11 +422,16 @@ static int cmd_keygen(int argc, char **argv) {
                                          {0, 0, 0, 0}};
     const char *name = NULL, *passfile = NULL;
     tseal_key_kind kind = 0;
+    unsigned suite = TSEAL_SUITE_V1;
     int force = 0, json = 0, quiet = 0, c;
     while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
         switch (c) {
         case 's':
             name = optarg, kind = kind ? (tseal_key_kind)-1 : TSEAL_KEY_SIGN;
+            break;
+        case 'S':
+            if (parse_suite(optarg, &suite))
+                return usage_error("keygen", "--suite: expected default or fips");
             break;
         case 'r':
             name = optarg, kind = kind ? (tseal_key_kind)-1 : TSEAL_KEY_RECIPIENT;
@@ -426,23 +467,18 @@ static int cmd_keygen(int argc, char **argv) {
     snprintf(pkp, n, "%s%s", name, kind == TSEAL_KEY_SIGN ? ".sign.pub" : ".pub");
     char *pass = NULL;
     size_t pass_len = 0;
-    tseal_seckey *sk = NULL;
-    int r = passfile ? tseal_passphrase_read(passfile, &pass, &pass_len) : 0;
-    if (!r) r = tseal_keygen(kind, base, NULL, &sk);
-    if (!r) r = tseal_seckey_write(sk, skp, pass, pass_len, force);
-    if (!r) r = tseal_pubkey_write(&sk->pub, pkp, force);
-    if (r && access(skp, F_OK) == 0 && access(pkp, F_OK) != 0 && sk) unlink(skp); /* no half pair */
     char id[33] = "";
-    if (!r) tseal_key_id_hex(sk->pub.key_id, id);
+    int r = passfile ? tseal_passphrase_read(passfile, &pass, &pass_len) : 0;
+    if (!r) r = keygen_write(kind, suite, base, skp, pkp, pass, pass_len, force, id);
     tseal_secure_free(pass);
-    tseal_seckey_free(sk);
     if (!r) {
         if (json)
             printf("{\"secret_key\": \"%s\", \"public_key\": \"%s\", \"key_id\": \"%s\", \"kind\": "
-                   "\"%s\", "
+                   "\"%s\", \"suite\": \"%s\", \"format\": \"%s\", "
                    "\"passphrase_protected\": %s}\n",
                    skp, pkp, id, kind == TSEAL_KEY_SIGN ? "sign" : "recipient",
-                   passfile ? "true" : "false");
+                   suite == TSEAL_SUITE_FIPS ? "fips" : "default",
+                   suite == TSEAL_SUITE_FIPS ? "pem" : "tseal", passfile ? "true" : "false");
         else if (!quiet)
             fprintf(stderr, "tseal keygen: wrote %s (secret, mode 0600, %s) and %s\n  key id %s\n",
                     skp,
@@ -468,9 +504,17 @@ static const char *pack_help =
     "\n"
     "Options:\n"
     "  -o, --output FILE        container to write (required)\n"
-    "  --sign-key KEY           signer's secret key (tseal keygen --sign)\n"
+    "  --sign-key KEY           signer's secret key (tseal keygen --sign; with --suite fips a\n"
+    "                           P-256 PKCS#8 PEM key, e.g. issued by the site's PKI)\n"
     "  --passphrase-file F      passphrase of the signing key, if it is protected\n"
-    "  -r, --recipient PUB      recipient public key (tseal keygen --recipient); 1..64\n"
+    "  -r, --recipient PUB      recipient public key (tseal keygen --recipient; with --suite\n"
+    "                           fips a P-256 SPKI PEM key); 1..64\n"
+    "  --suite default|fips     cipher suite (default: Ed25519/X25519/ChaCha20-Poly1305;\n"
+    "                           fips: ECDSA P-256 + X.509, ECDH P-256, AES-256-GCM, all via\n"
+    "                           OpenSSL 3 so a FIPS provider uses only approved algorithms)\n"
+    "  --sign-cert CERT.pem     fips: the signer's X.509 certificate (its key = --sign-key);\n"
+    "                           carried in the container so verifiers need only the CA root\n"
+    "  --chain CHAIN.pem        fips: intermediate CA certificates, leaf's issuer first\n"
     "  --model-id ID            model identifier, e.g. acme/credit-7b (required)\n"
     "  --version N              model version, a non-negative integer (required)\n"
     "  --expires DATE           YYYY-MM-DD (valid through that day, UTC), an ISO time\n"
@@ -513,6 +557,9 @@ static int cmd_pack(int argc, char **argv) {
                                          {"expires", required_argument, 0, 'e'},
                                          {"chunk-size", required_argument, 0, 'c'},
                                          {"segment", required_argument, 0, 's'},
+                                         {"suite", required_argument, 0, 'S'},
+                                         {"sign-cert", required_argument, 0, 'C'},
+                                         {"chain", required_argument, 0, 'H'},
                                          {"json", no_argument, 0, 'j'},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
@@ -562,6 +609,16 @@ static int cmd_pack(int argc, char **argv) {
             if (parse_segment(optarg, &o.codec.seg_log2))
                 return usage_error("pack", "--segment: expected a power of two, 64..16384");
             break;
+        case 'S':
+            if (parse_suite(optarg, &o.suite))
+                return usage_error("pack", "--suite: expected default or fips");
+            break;
+        case 'C':
+            o.sign_cert = optarg;
+            break;
+        case 'H':
+            o.sign_chain = optarg;
+            break;
         case 'j':
             json = 1;
             break;
@@ -579,6 +636,9 @@ static int cmd_pack(int argc, char **argv) {
         return usage_error("pack", "expected exactly one INPUT (a .safetensors file or a folder)");
     if (!outp || !o.sign_key || !nr || !o.model_id || !have_version)
         return usage_error("pack", "-o, --sign-key, -r, --model-id and --version are required");
+    if (o.suite != TSEAL_SUITE_FIPS && (o.sign_cert || o.sign_chain))
+        return usage_error("pack", "--sign-cert and --chain need --suite fips");
+    if (o.sign_chain && !o.sign_cert) return usage_error("pack", "--chain needs --sign-cert");
     o.recipients = recips;
     o.n_recipients = nr;
     progress_state ps = make_progress(quiet || json);
@@ -590,15 +650,17 @@ static int cmd_pack(int argc, char **argv) {
     if (r) return fail(r);
     double secs = tseal_now() - ps.start;
     if (json) {
-        printf("{\"output\": \"%s\", \"files\": %u, \"tensors\": %u, \"coded_tensors\": %u, "
-               "\"segments\": %u, "
-               "\"original_bytes\": %llu, \"payload_bytes\": %llu, \"container_bytes\": %llu, "
-               "\"ratio\": %.6f, \"signer_key_id\": \"%s\", \"seconds\": %.3f}\n",
-               outp, rep.files, rep.tensors, rep.coded_tensors, rep.segments,
-               (unsigned long long)rep.original_bytes, (unsigned long long)rep.payload_bytes,
-               (unsigned long long)rep.container_bytes,
-               rep.original_bytes ? (double)rep.container_bytes / (double)rep.original_bytes : 0,
-               rep.signer_key_id, secs);
+        printf(
+            "{\"output\": \"%s\", \"files\": %u, \"tensors\": %u, \"coded_tensors\": %u, "
+            "\"segments\": %u, "
+            "\"original_bytes\": %llu, \"payload_bytes\": %llu, \"container_bytes\": %llu, "
+            "\"ratio\": %.6f, \"suite\": \"%s\", \"signer_key_id\": \"%s\", \"seconds\": %.3f}\n",
+            outp, rep.files, rep.tensors, rep.coded_tensors, rep.segments,
+            (unsigned long long)rep.original_bytes, (unsigned long long)rep.payload_bytes,
+            (unsigned long long)rep.container_bytes,
+            rep.original_bytes ? (double)rep.container_bytes / (double)rep.original_bytes : 0,
+            o.suite == TSEAL_SUITE_FIPS ? TSEAL_SUITE_NAME_FIPS : TSEAL_SUITE_NAME_V1,
+            rep.signer_key_id, secs);
     } else if (!quiet) {
         fprintf(stderr,
                 "tseal pack: wrote %s: %u files, %u tensors (%u coded), %.1f MB -> %.1f MB "
@@ -721,8 +783,52 @@ static int cmd_inspect(int argc, char **argv) {
 
 /* ---- verify, unpack ---------------------------------------------------------------------- */
 
+/* --trust-ca / --crl / --identity, shared by verify, unpack and audit. */
+typedef struct {
+    const char *cas[16], *crls[16], *ids[32];
+    unsigned n_cas, n_crls, n_ids;
+} ca_args;
+
+#define CA_OPTIONS                                                                                 \
+    {"trust-ca", required_argument, 0, 1001}, {"crl", required_argument, 0, 1002},                 \
+        {"identity", required_argument, 0, 1003}, {                                                \
+        "certificate-identity", required_argument, 0, 1003                                         \
+    }
+
+#define CA_HELP                                                                                    \
+    "\n"                                                                                           \
+    "FIPS-suite containers are signed by X.509 certificates: --trust-ca ROOT.pem trusts\n"         \
+    "signers whose certificate chain (carried in the container) leads to that root, valid at\n"    \
+    "the current time and with a key usage that allows signing; --crl CRL.pem checks\n"            \
+    "revocation (every certificate must then be covered by its issuer's CRL); --identity P\n"      \
+    "(also --certificate-identity) requires the signer certificate to match P: subject:TEXT\n"     \
+    "(the subject or its CN), email:TEXT, uri:TEXT or dns:TEXT (a SAN), one '*' wildcard.\n"
+
+/* 1 if c was a CA option (consumed), 0 if not, -1 on a usage error (printed). */
+static int ca_option(ca_args *a, int c, const char *cmd) {
+    const char **list = c == 1001 ? a->cas : c == 1002 ? a->crls : c == 1003 ? a->ids : NULL;
+    unsigned *n = c == 1001 ? &a->n_cas : c == 1002 ? &a->n_crls : &a->n_ids;
+    unsigned cap = c == 1003 ? 32 : 16;
+    if (!list) return 0;
+    if (*n >= cap) {
+        usage_error(cmd, c == 1001   ? "at most 16 --trust-ca roots"
+                         : c == 1002 ? "at most 16 --crl files"
+                                     : "at most 32 --identity patterns");
+        return -1;
+    }
+    list[(*n)++] = optarg;
+    return 1;
+}
+
+static int ca_args_check(const ca_args *a, const char *cmd) {
+    if ((a->n_crls || a->n_ids) && !a->n_cas)
+        return usage_error(cmd, "--crl and --identity need --trust-ca");
+    return 0;
+}
+
 static const char *verify_help =
-    "Usage: tseal verify FILE (--trust SIGNER.pub ... | --policy P [--policy-key K] [--state S]\n"
+    "Usage: tseal verify FILE (--trust SIGNER.pub ... | --trust-ca ROOT.pem [--crl CRL.pem]\n"
+    "                    [--identity P] | --policy P [--policy-key K] [--state S]\n"
     "                    [--attestation REPORT]) [--key KEY] [--passphrase-file F] [--json] [-q]\n"
     "\n"
     "Verify a container: every signature valid and one by a trusted key, not expired, and every\n"
@@ -736,17 +842,19 @@ static const char *verify_help =
     "pinned digests), limits, required audit reports (--attestation) and rollback protection\n"
     "(--state FILE: the highest version accepted per model and signer, raised only after\n"
     "full verification). Every reason for a denial is printed. --policy-key K requires the\n"
-    "policy itself to be signed by K.\n";
+    "policy itself to be signed by K.\n" CA_HELP;
 
 static const char *unpack_help =
-    "Usage: tseal unpack FILE --key KEY -o DIR [--trust SIGNER.pub ... | --policy P ...]\n"
+    "Usage: tseal unpack FILE --key KEY -o DIR [--trust SIGNER.pub ... | --trust-ca ROOT.pem ...\n"
+    "                    | --policy P ...]\n"
     "                    [--passphrase-file F] [--json] [-q]\n"
     "\n"
     "Verify and restore every original file of the model under DIR (which must not exist or be\n"
     "empty), byte for byte: each file is checked against its signed SHA-256. The files are\n"
     "written into a temporary folder renamed to DIR only when everything verified, so a failure\n"
-    "leaves no output. Without --trust the signature is checked for consistency only and a\n"
-    "warning says the signer was not authenticated.\n";
+    "leaves no output. Without --trust, --trust-ca or --policy the signature is checked for\n"
+    "consistency only and a warning says the signer was not authenticated. The options are\n"
+    "those of 'tseal verify'.\n" CA_HELP;
 
 static int verify_or_unpack(int argc, char **argv, int unpack) {
     static const struct option opts[] = {{"trust", required_argument, 0, 't'},
@@ -757,6 +865,7 @@ static int verify_or_unpack(int argc, char **argv, int unpack) {
                                          {"policy-key", required_argument, 0, 'K'},
                                          {"state", required_argument, 0, 'S'},
                                          {"attestation", required_argument, 0, 'A'},
+                                         CA_OPTIONS,
                                          {"json", no_argument, 0, 'j'},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
@@ -765,8 +874,13 @@ static int verify_or_unpack(int argc, char **argv, int unpack) {
     tseal_verify_opts o;
     memset(&o, 0, sizeof o);
     unsigned nt = 0, npk = 0, na = 0;
-    int json = 0, quiet = 0, c;
+    ca_args ca = {0};
+    int json = 0, quiet = 0, c, k;
     while ((c = getopt_long(argc, argv, "o:qh", opts, NULL)) != -1) {
+        if ((k = ca_option(&ca, c, cmd)) != 0) {
+            if (k < 0) return 2;
+            continue;
+        }
         switch (c) {
         case 't':
             if (nt >= 16) return usage_error(cmd, "at most 16 --trust keys");
@@ -811,12 +925,17 @@ static int verify_or_unpack(int argc, char **argv, int unpack) {
     if (optind + 1 != argc) return usage_error(cmd, "expected exactly one FILE");
     if (unpack && (!o.key || !outp)) return usage_error(cmd, "--key and -o DIR are required");
     if (!unpack && outp) return usage_error(cmd, "-o is for unpack");
-    if (!unpack && !nt && !o.policy)
-        return usage_error(cmd, "--trust SIGNER.pub or --policy P is required");
+    if (!unpack && !nt && !ca.n_cas && !o.policy)
+        return usage_error(cmd,
+                           "--trust SIGNER.pub, --trust-ca ROOT.pem or --policy P is required");
     if ((npk || o.state || na) && !o.policy)
         return usage_error(cmd, "--policy-key, --state and --attestation need --policy");
+    if (ca_args_check(&ca, cmd)) return 2;
     o.trust = trust;
     o.n_trust = nt;
+    o.trust_cas = ca.cas, o.n_trust_cas = ca.n_cas;
+    o.crls = ca.crls, o.n_crls = ca.n_crls;
+    o.identities = ca.ids, o.n_identities = ca.n_ids;
     o.policy_keys = pkeys;
     o.n_policy_keys = npk;
     o.attestations = att;
@@ -859,7 +978,7 @@ static int verify_or_unpack(int argc, char **argv, int unpack) {
     if (!json && !quiet && rep.policy_allowed)
         fprintf(stderr, "tseal %s: policy %s allows this artifact%s\n", cmd, rep.policy_id,
                 rep.state_updated ? "; rollback state raised" : "");
-    if (unpack && !nt && !o.policy)
+    if (unpack && !nt && !ca.n_cas && !o.policy)
         fprintf(stderr, "tseal unpack: warning: no --trust key given: the signature is intact but "
                         "the signer is NOT "
                         "authenticated\n");
@@ -890,16 +1009,19 @@ static int verify_or_unpack(int argc, char **argv, int unpack) {
 /* ---- policy ----------------------------------------------------------------------------- */
 
 static const char *policy_help =
-    "Usage: tseal policy init --trust SIGNER.pub [--trust ...] --model ID --min-version N\n"
-    "                         [--threshold K] [--expires DATE] [--id POLICY_ID] -o site.json "
-    "[--force]\n"
+    "Usage: tseal policy init (--trust SIGNER.pub ... | --trust-ca ROOT.pem --identity P ...)\n"
+    "                         --model ID --min-version N [--fips-only] [--threshold K]\n"
+    "                         [--expires DATE] [--id POLICY_ID] -o site.json [--force]\n"
     "       tseal policy show FILE [--policy-key K]\n"
     "       tseal policy sign FILE --sign-key K [--passphrase-file F] -o OUT [--force]\n"
     "\n"
     "A deployment policy (docs/POLICY.md) says which artifacts a site may load: trusted and\n"
     "revoked signers, a k-of-n signature threshold, allowed suites and models (minimum\n"
     "version, pinned digests), size limits, required audit reports, rollback protection.\n"
-    "  init   write a valid policy to start from (then edit it)\n"
+    "  init   write a valid policy to start from (then edit it). --trust-ca trusts X.509\n"
+    "         signers under a CA root, limited to --identity patterns (subject:, email:,\n"
+    "         uri:, dns: + text, one '*'); CRLs go in its crl_files. --fips-only allows only\n"
+    "         the FIPS suite (a default-suite artifact is then refused: no downgrade)\n"
     "  show   explain a policy, rule by rule (checks it strictly)\n"
     "  sign   sign a policy with a policy key (verify --policy-key then requires it)\n";
 
@@ -920,11 +1042,16 @@ static int cmd_policy(int argc, char **argv) {
                                          {"policy-key", required_argument, 0, 'K'},
                                          {"sign-key", required_argument, 0, 's'},
                                          {"passphrase-file", required_argument, 0, 'p'},
+                                         {"trust-ca", required_argument, 0, 'C'},
+                                         {"identity", required_argument, 0, 'I'},
+                                         {"certificate-identity", required_argument, 0, 'I'},
+                                         {"fips-only", no_argument, 0, 'F'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *trust[64], *model = NULL, *outp = NULL, *id = NULL, *pkey = NULL, *skey = NULL,
-                           *passf = NULL;
-    unsigned nt = 0;
+                           *passf = NULL, *ca = NULL, *idents[32];
+    unsigned nt = 0, nid = 0;
+    int fips_only = 0;
     unsigned long long v, minv = 0, thr = 0;
     int64_t expires = 0;
     int force = 0, have_min = 0, c;
@@ -969,6 +1096,17 @@ static int cmd_policy(int argc, char **argv) {
         case 'p':
             passf = optarg;
             break;
+        case 'C':
+            if (ca) return usage_error("policy", "init takes one --trust-ca (add more by editing)");
+            ca = optarg;
+            break;
+        case 'I':
+            if (nid >= 32) return usage_error("policy", "at most 32 --identity patterns");
+            idents[nid++] = optarg;
+            break;
+        case 'F':
+            fips_only = 1;
+            break;
         case 'h':
             fputs(policy_help, stdout);
             return 0;
@@ -981,12 +1119,23 @@ static int cmd_policy(int argc, char **argv) {
     char **args = argv + 1 + optind;
     int r;
     if (!strcmp(sub, "init")) {
-        if (rest || !nt || !model || !have_min || !outp)
-            return usage_error("policy", "init needs --trust, --model, --min-version and -o");
+        if (rest || (!nt && !ca) || !model || !have_min || !outp)
+            return usage_error("policy",
+                               "init needs --trust or --trust-ca, --model, --min-version and -o");
+        if (ca && !nid)
+            return usage_error("policy", "--trust-ca needs --identity (which signers of that CA)");
+        if (nid && !ca) return usage_error("policy", "--identity needs --trust-ca");
         tseal_pubkey keys[64];
         for (unsigned i = 0; i < nt; i++)
             if ((r = tseal_pubkey_read(trust[i], &keys[i]))) return fail(r);
-        tseal_policy_init_opts po = {id, keys, nt, model, minv, expires, (unsigned)thr};
+        tseal_policy_init_opts po;
+        memset(&po, 0, sizeof po);
+        po.policy_id = id, po.trusted = keys, po.n_trusted = nt, po.model_id = model;
+        po.min_version = minv, po.expires = expires, po.threshold = (unsigned)thr;
+        po.ca_pem_path = ca;
+        po.identities = idents;
+        po.n_identities = nid;
+        po.fips_only = fips_only;
         if ((r = tseal_policy_init(&po, outp, force))) return fail(r);
         fprintf(stderr,
                 "tseal policy: wrote %s (edit it, then check it with 'tseal policy show %s')\n",
@@ -1028,22 +1177,26 @@ static int cmd_policy(int argc, char **argv) {
 /* ---- sign --add --------------------------------------------------------------------------- */
 
 static const char *sign_help =
-    "Usage: tseal sign --add FILE --sign-key KEY [--passphrase-file F] [-o OUT]\n"
+    "Usage: tseal sign --add FILE --sign-key KEY [--sign-cert CERT.pem [--chain CHAIN.pem]]\n"
+    "                  [--passphrase-file F] [-o OUT]\n"
     "\n"
     "Add a signature (for example an internal validation team's, toward a policy's k-of-n\n"
     "threshold) to a container. Every existing signature must be valid. The signature covers\n"
     "the public header, which commits to every ciphertext byte; verify the container first\n"
     "(tseal verify --key) if you vouch for its contents. Without -o the file is replaced\n"
-    "(through a temporary file).\n";
+    "(through a temporary file). A FIPS-suite container is signed with a P-256 PEM key and\n"
+    "its X.509 certificate (--sign-cert, intermediates with --chain).\n";
 
 static int cmd_sign(int argc, char **argv) {
     static const struct option opts[] = {{"add", required_argument, 0, 'a'},
                                          {"sign-key", required_argument, 0, 's'},
                                          {"passphrase-file", required_argument, 0, 'p'},
                                          {"output", required_argument, 0, 'o'},
+                                         {"sign-cert", required_argument, 0, 'C'},
+                                         {"chain", required_argument, 0, 'H'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *file = NULL, *key = NULL, *passf = NULL, *outp = NULL;
+    const char *file = NULL, *key = NULL, *passf = NULL, *outp = NULL, *cert = NULL, *chain = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
         switch (c) {
@@ -1059,6 +1212,12 @@ static int cmd_sign(int argc, char **argv) {
         case 'o':
             outp = optarg;
             break;
+        case 'C':
+            cert = optarg;
+            break;
+        case 'H':
+            chain = optarg;
+            break;
         case 'h':
             fputs(sign_help, stdout);
             return 0;
@@ -1069,7 +1228,8 @@ static int cmd_sign(int argc, char **argv) {
     if (!file && optind + 1 == argc) file = argv[optind++];
     if (!file || !key || optind != argc)
         return usage_error("sign", "expected --add FILE --sign-key KEY");
-    int r = tseal_sign_add(file, key, passf, outp);
+    if (chain && !cert) return usage_error("sign", "--chain needs --sign-cert");
+    int r = tseal_sign_add_cert(file, key, cert, chain, passf, outp);
     if (r) return fail(r);
     fprintf(stderr, "tseal sign: added a signature to %s\n", outp ? outp : file);
     return 0;
@@ -1078,7 +1238,8 @@ static int cmd_sign(int argc, char **argv) {
 /* ---- audit -------------------------------------------------------------------------------- */
 
 static const char *audit_help =
-    "Usage: tseal audit FILE --key KEY (--policy P | --trust SIGNER.pub) --report REPORT.json\n"
+    "Usage: tseal audit FILE --key KEY (--policy P | --trust SIGNER.pub | --trust-ca ROOT.pem)\n"
+    "                   --report REPORT.json\n"
     "                   --audit-key AUDITOR.sign.key [--reference DIR] [--device gpu|cpu|auto]\n"
     "                   [--policy-key K] [--state S] [--passphrase-file F]\n"
     "                   [--audit-passphrase-file F] [--json] [-q]\n"
@@ -1091,7 +1252,8 @@ static const char *audit_help =
     "signer ids, per-tensor expected/actual digests, result, time, nonce), also when the audit\n"
     "fails. Check it with 'tseal audit-verify'. Exit code 0 if the audit passed, 3 if not.\n"
     "--device gpu decodes with the CUDA kernel (digests computed on the host from locked\n"
-    "memory); auto (the default) uses the GPU when there is one; exit code 5 without one.\n";
+    "memory); auto (the default) uses the GPU when there is one; exit code 5 without one.\n"
+    "--trust-ca, --crl and --identity as for 'tseal verify'.\n";
 
 static int cmd_audit(int argc, char **argv) {
     static const struct option opts[] = {{"key", required_argument, 0, 'k'},
@@ -1105,6 +1267,7 @@ static int cmd_audit(int argc, char **argv) {
                                          {"report", required_argument, 0, 'r'},
                                          {"audit-key", required_argument, 0, 'a'},
                                          {"audit-passphrase-file", required_argument, 0, 'A'},
+                                         CA_OPTIONS,
                                          {"json", no_argument, 0, 'j'},
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
@@ -1113,8 +1276,13 @@ static int cmd_audit(int argc, char **argv) {
     memset(&o, 0, sizeof o);
     const char *trust[16], *pkeys[16];
     unsigned nt = 0, npk = 0;
-    int json = 0, quiet = 0, c;
+    ca_args ca = {0};
+    int json = 0, quiet = 0, c, k;
     while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+        if ((k = ca_option(&ca, c, "audit")) != 0) {
+            if (k < 0) return 2;
+            continue;
+        }
         switch (c) {
         case 'k':
             o.key = optarg;
@@ -1164,11 +1332,16 @@ static int cmd_audit(int argc, char **argv) {
             return usage_error("audit", "unknown option");
         }
     }
-    if (optind + 1 != argc || !o.key || !o.report || !o.audit_key || (!o.policy && !nt))
-        return usage_error("audit",
-                           "expected FILE, --key, --report, --audit-key and --policy or --trust");
+    if (optind + 1 != argc || !o.key || !o.report || !o.audit_key ||
+        (!o.policy && !nt && !ca.n_cas))
+        return usage_error("audit", "expected FILE, --key, --report, --audit-key and --policy, "
+                                    "--trust or --trust-ca");
+    if (ca_args_check(&ca, "audit")) return 2;
     o.trust = trust;
     o.n_trust = nt;
+    o.trust_cas = ca.cas, o.n_trust_cas = ca.n_cas;
+    o.crls = ca.crls, o.n_crls = ca.n_crls;
+    o.identities = ca.ids, o.n_identities = ca.n_ids;
     o.policy_keys = pkeys;
     o.n_policy_keys = npk;
     progress_state ps = make_progress(quiet || json);

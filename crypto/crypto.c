@@ -279,6 +279,13 @@ static size_t sig_message(const char *payload_type, const uint8_t digest[TSEAL_H
     return k + TSEAL_HASH_BYTES;
 }
 
+_Static_assert(TSEAL_SIG_MSG_MAX == SIG_MSG_MAX_LEN, "crypto_internal.h: TSEAL_SIG_MSG_MAX");
+
+size_t tseal_sig_message(const char *payload_type, const uint8_t digest[TSEAL_HASH_BYTES],
+                         uint8_t msg[TSEAL_SIG_MSG_MAX]) {
+    return sig_message(payload_type, digest, msg);
+}
+
 int tseal_sign(const tseal_seckey *sk, const char *payload_type,
                const uint8_t digest[TSEAL_HASH_BYTES], uint8_t sig[TSEAL_SIG_BYTES]) {
     int rc = tseal_crypto_init();

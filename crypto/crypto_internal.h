@@ -57,6 +57,23 @@ const char *tseal_key_name_problem(const char *name, size_t len);
 int tseal_key_id_checked(uint8_t alg, const uint8_t pk[TSEAL_PK_BYTES],
                          uint8_t id[TSEAL_KEY_ID_BYTES]);
 
+/* Key id (FORMAT.md 6.1.2) over a public key of pk_len <= TSEAL_PK_MAX_BYTES bytes (a P-256
+ * point is 65); tseal_key_id_checked is this with pk_len = TSEAL_PK_BYTES. */
+int tseal_key_id_len(uint8_t alg, const uint8_t *pk, size_t pk_len, uint8_t id[TSEAL_KEY_ID_BYTES]);
+
+/* keys.c's key file I/O, shared with crypto/fips.c. read: at most `cap` bytes (*got == cap
+ * means the file may be longer), *mode = permission bits (mode may be NULL). write: atomic,
+ * never replaces an existing file unless `force`. */
+int tseal_key_file_read(const char *path, uint8_t *buf, size_t cap, size_t *got, unsigned *mode);
+int tseal_key_file_write(const char *path, const void *data, size_t len, unsigned mode, int force);
+
+/* The message every tseal signature covers: "TSEAL-SIG-V1" 0x00 payload_type 0x00 digest
+ * (payload_type: 1..64 printable ASCII bytes). Returns its length, or 0 with the error
+ * recorded. */
+#define TSEAL_SIG_MSG_MAX (sizeof "TSEAL-SIG-V1" + 64 + 1 + TSEAL_HASH_BYTES)
+size_t tseal_sig_message(const char *payload_type, const uint8_t digest[TSEAL_HASH_BYTES],
+                         uint8_t msg[TSEAL_SIG_MSG_MAX]);
+
 /* 0 if pk is a usable public key for alg (Ed25519: canonical, prime-order subgroup, not small
  * order; X25519: not a low-order point), else a TSEAL_E_CORRUPT message. */
 int tseal_pk_check(uint8_t alg, const uint8_t pk[TSEAL_PK_BYTES]);

@@ -51,19 +51,28 @@ static size_t kind_sk_bytes(int kind) {
 
 /* ---- key ids and public key validity --------------------------------------------------- */
 
-int tseal_key_id_checked(uint8_t alg, const uint8_t pk[TSEAL_PK_BYTES],
-                         uint8_t id[TSEAL_KEY_ID_BYTES]) {
-    uint8_t buf[sizeof KEY_ID_DOMAIN - 1 + 1 + TSEAL_PK_BYTES], h[TSEAL_HASH_BYTES];
+int tseal_key_id_len(uint8_t alg, const uint8_t *pk, size_t pk_len,
+                     uint8_t id[TSEAL_KEY_ID_BYTES]) {
+    uint8_t buf[sizeof KEY_ID_DOMAIN - 1 + 1 + TSEAL_PK_MAX_BYTES], h[TSEAL_HASH_BYTES];
+    if (pk_len > TSEAL_PK_MAX_BYTES) {
+        memset(id, 0, TSEAL_KEY_ID_BYTES);
+        return tseal_err(TSEAL_E_INTERNAL, "key id of a %zu-byte public key", pk_len);
+    }
     memcpy(buf, KEY_ID_DOMAIN, sizeof KEY_ID_DOMAIN - 1);
     buf[sizeof KEY_ID_DOMAIN - 1] = alg;
-    memcpy(buf + sizeof KEY_ID_DOMAIN, pk, TSEAL_PK_BYTES);
-    int rc = tseal_sha256(buf, sizeof buf, h);
+    memcpy(buf + sizeof KEY_ID_DOMAIN, pk, pk_len);
+    int rc = tseal_sha256(buf, sizeof KEY_ID_DOMAIN + pk_len, h);
     if (rc) {
         memset(id, 0, TSEAL_KEY_ID_BYTES);
         return rc;
     }
     memcpy(id, h, TSEAL_KEY_ID_BYTES);
     return 0;
+}
+
+int tseal_key_id_checked(uint8_t alg, const uint8_t pk[TSEAL_PK_BYTES],
+                         uint8_t id[TSEAL_KEY_ID_BYTES]) {
+    return tseal_key_id_len(alg, pk, TSEAL_PK_BYTES, id);
 }
 
 void tseal_key_id(uint8_t alg, const uint8_t pk[TSEAL_PK_BYTES], uint8_t id[TSEAL_KEY_ID_BYTES]) {
@@ -327,6 +336,15 @@ static int write_file(const char *path, const void *data, size_t len, unsigned m
         return rc;
     }
     return force ? tseal_atomic_commit(&f) : commit_no_replace(&f, path);
+}
+
+/* The two file helpers above, for the PEM key files of crypto/fips.c. */
+int tseal_key_file_read(const char *path, uint8_t *buf, size_t cap, size_t *got, unsigned *mode) {
+    return read_capped(path, buf, cap, got, mode);
+}
+
+int tseal_key_file_write(const char *path, const void *data, size_t len, unsigned mode, int force) {
+    return write_file(path, data, len, mode, force);
 }
 
 /* ---- public key files ------------------------------------------------------------------ */

@@ -119,8 +119,7 @@ typedef struct {
 } tseal_pubkey;
 
 /* Bytes of a public key of algorithm `alg`. */
-static inline size_t tseal_pk_len(uint8_t alg)
-{
+static inline size_t tseal_pk_len(uint8_t alg) {
     return alg == TSEAL_ALG_P256 ? TSEAL_P256_PK_BYTES : TSEAL_PK_BYTES;
 }
 

@@ -24,10 +24,10 @@
 extern "C" {
 #endif
 
-#define TSEAL_P256_SK_BYTES  32 /* private scalar, big-endian */
-#define TSEAL_ECDSA_SIG_BYTES 64 /* raw r || s, 32 bytes each, big-endian */
+#define TSEAL_P256_SK_BYTES        32          /* private scalar, big-endian */
+#define TSEAL_ECDSA_SIG_BYTES      64          /* raw r || s, 32 bytes each, big-endian */
 #define TSEAL_X509_MAX_CHAIN_BYTES (64u << 10) /* serialized chain limit (hostile input) */
-#define TSEAL_X509_MAX_CERTS 8
+#define TSEAL_X509_MAX_CERTS       8
 
 /* Random bytes from OpenSSL's DRBG (RAND_bytes): the FIPS suite's content keys, container
  * ids, ephemeral keys. */
@@ -120,20 +120,22 @@ typedef struct tseal_x509_trust tseal_x509_trust;
 int tseal_x509_trust_new(tseal_x509_trust **out);
 /* Add every certificate of a PEM file (or PEM text) as a trusted root. */
 int tseal_x509_trust_add_ca_file(tseal_x509_trust *t, const char *pem_path);
-int tseal_x509_trust_add_ca_pem(tseal_x509_trust *t, const char *pem, size_t len, const char *label);
+int tseal_x509_trust_add_ca_pem(tseal_x509_trust *t, const char *pem, size_t len,
+                                const char *label);
 /* Add CRLs (PEM file or text): once any CRL is added, every certificate of a chain must be
  * covered by a CRL of its issuer (missing CRL = failure), as OpenSSL's CRL_CHECK_ALL does. */
 int tseal_x509_trust_add_crl_file(tseal_x509_trust *t, const char *pem_path);
-int tseal_x509_trust_add_crl_pem(tseal_x509_trust *t, const char *pem, size_t len, const char *label);
+int tseal_x509_trust_add_crl_pem(tseal_x509_trust *t, const char *pem, size_t len,
+                                 const char *label);
 void tseal_x509_trust_free(tseal_x509_trust *t);
 
 /* What a verified chain says about its signer. */
 typedef struct {
-    char subject[512];    /* RFC 2253 one-line subject of the leaf */
+    char subject[512]; /* RFC 2253 one-line subject of the leaf */
     char common_name[256];
     char issuer_root[512]; /* subject of the trust anchor the chain ended at */
     unsigned n_sans;
-    char sans[16][256];   /* "email:...", "URI:...", "DNS:..." */
+    char sans[16][256]; /* "email:...", "URI:...", "DNS:..." */
 } tseal_x509_identity;
 
 /*
@@ -151,8 +153,15 @@ int tseal_x509_verify(const tseal_x509_trust *t, const tseal_x509_chain *c, int6
  * --certificate-identity): `pattern` is "subject:<text>" (matches the RFC 2253 subject or its
  * CN exactly), "email:<text>", "uri:<text>" or "dns:<text>" (match a SAN of that type); a
  * single '*' in <text> matches any run of characters. Returns 1 on a match.
+ * Against the RFC 2253 subject the '*' never spans a backslash: characters that RFC 2253
+ * escapes in attribute values (',', '+', ';', non-ASCII, ...) cannot forge the structure a
+ * pattern such as "subject:CN=*,O=Acme" relies on.
  */
 int tseal_x509_identity_matches(const tseal_x509_identity *id, const char *pattern);
+/* 0 if `pattern` is well-formed for tseal_x509_identity_matches (a known type, a non-empty
+ * value, at most one '*'), else TSEAL_E_INVAL saying what is wrong: for checking
+ * configuration up front (a malformed pattern simply matches nothing). */
+int tseal_x509_identity_pattern_check(const char *pattern);
 
 #ifdef __cplusplus
 }

@@ -267,6 +267,10 @@ typedef struct {
 } tseal_progress;
 typedef void (*tseal_progress_fn)(void *ctx, const tseal_progress *p);
 
+/* Cipher suites (docs/FORMAT.md 6): the suite id in a container header. */
+#define TSEAL_SUITE_V1   1 /* Ed25519, X25519 + HKDF-SHA256, ChaCha20-Poly1305, SHA-256 */
+#define TSEAL_SUITE_FIPS 2 /* ECDSA P-256 + X.509, ECDH P-256 + HKDF-SHA256, AES-256-GCM */
+
 typedef struct {
     const char *model_id;             /* required: printable UTF-8, 1..256 bytes */
     uint64_t version;                 /* model version (rollback protection compares it) */
@@ -275,6 +279,9 @@ typedef struct {
     tseal_codec_params codec;         /* zero = defaults */
     const char *sign_key;             /* signer's secret key file */
     const char *sign_passphrase_file; /* NULL if the key is not protected */
+    unsigned suite;                   /* 0 = TSEAL_SUITE_V1 (default), or TSEAL_SUITE_FIPS */
+    const char *sign_cert;            /* FIPS: the signer's X.509 certificate (PEM) */
+    const char *sign_chain;           /* FIPS: intermediate certificates (PEM), may be NULL */
     const char *const *recipients;    /* recipient public key files, 1..64 */
     unsigned n_recipients;
     unsigned threads; /* 0 = all online CPUs */
@@ -328,6 +335,14 @@ int tseal_inspect(const char *path, tseal_container_info *info);
 typedef struct {
     const char *const *trust; /* trusted signer public key files (verify requires >= 1) */
     unsigned n_trust;
+    const char *const *trust_cas; /* FIPS: CA root certificates (PEM) trusted for X.509 signers */
+    unsigned n_trust_cas;
+    const char *const *crls; /* with trust_cas: CRL files (PEM); then every certificate of a
+                              * chain must be covered by its issuer's CRL */
+    unsigned n_crls;
+    const char *const *identities; /* with trust_cas: the signer certificate must match one
+                                    * ("subject:", "email:", "uri:", "dns:" + text, one '*') */
+    unsigned n_identities;
     const char *key; /* recipient secret key file: enables decryption checks */
     const char *passphrase_file;
     int64_t now;      /* 0 = the current time (expiry check) */
@@ -378,6 +393,10 @@ int tseal_unpack(const char *path, const char *outdir, const tseal_verify_opts *
  * `path`) through a temporary file. */
 int tseal_sign_add(const char *path, const char *sign_key, const char *passphrase_file,
                    const char *out);
+/* The same for a FIPS-suite container: a P-256 PEM key with its X.509 certificate (and
+ * intermediates). */
+int tseal_sign_add_cert(const char *path, const char *sign_key, const char *sign_cert,
+                        const char *sign_chain, const char *passphrase_file, const char *out);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Audit (docs/POLICY.md, "Auditor's workflow")                                               */
@@ -391,6 +410,8 @@ typedef struct {
     const char *state; /* read only: an audit never raises the rollback state */
     const char *const *trust;
     unsigned n_trust;
+    const char *const *trust_cas, *const *crls, *const *identities; /* as tseal_verify_opts */
+    unsigned n_trust_cas, n_crls, n_identities;
     const char *reference; /* original model folder (or .safetensors file) */
     const char *device;    /* "cpu", "gpu" or "auto" (NULL) */
     const char *report;    /* signed report to write */

@@ -390,9 +390,9 @@ int tseal_audit(const char *path, const tseal_audit_opts *o, tseal_audit_result 
     snprintf(res->device, sizeof res->device, "%s", device);
     if (!o->key || !o->report || !o->audit_key)
         return tseal_err(TSEAL_E_INVAL, "audit needs --key, --report and --audit-key");
-    if (!o->policy && !o->n_trust)
-        return tseal_err(TSEAL_E_INVAL,
-                         "audit needs a policy (--policy) or a trusted key (--trust)");
+    if (!o->policy && !o->n_trust && !o->n_trust_cas)
+        return tseal_err(TSEAL_E_INVAL, "audit needs a policy (--policy), a trusted key (--trust) "
+                                        "or a trusted CA (--trust-ca)");
     tseal_seckey *auditor = NULL;
     int r = tseal_crypto_init();
     if (!r) r = load_seckey(o->audit_key, o->audit_passphrase_file, &auditor);
@@ -432,6 +432,12 @@ int tseal_audit(const char *path, const tseal_audit_opts *o, tseal_audit_result 
     memset(&vo, 0, sizeof vo);
     vo.trust = o->trust;
     vo.n_trust = o->n_trust;
+    vo.trust_cas = o->trust_cas;
+    vo.n_trust_cas = o->n_trust_cas;
+    vo.crls = o->crls;
+    vo.n_crls = o->n_crls;
+    vo.identities = o->identities;
+    vo.n_identities = o->n_identities;
     vo.key = o->key;
     vo.passphrase_file = o->passphrase_file;
     vo.threads = o->threads;

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -23,8 +24,45 @@ uint64_t tseal_seg_ct_len(uint64_t pt_len, uint32_t chunk_count) {
     return pt_len + (uint64_t)chunk_count * (TSEAL_AEAD_TAG_BYTES + TSEAL_HASH_BYTES);
 }
 
+uint32_t tseal_stanza_bytes(uint16_t suite) {
+    return suite == TSEAL_SUITE_FIPS ? TSEAL_STANZA_BYTES_FIPS : TSEAL_STANZA_BYTES;
+}
+
+const char *tseal_suite_name(uint16_t suite) {
+    switch (suite) {
+    case TSEAL_SUITE_V1:
+        return "ed25519-x25519-chacha20poly1305-sha256";
+    case TSEAL_SUITE_FIPS:
+        return "fips-p256-aes256gcm-sha256";
+    default:
+        return "unknown";
+    }
+}
+
+/* Ephemeral public key bytes in a stanza of `suite`. */
+static uint32_t eph_bytes(uint16_t suite) {
+    return suite == TSEAL_SUITE_FIPS ? TSEAL_P256_PK_BYTES : TSEAL_PK_BYTES;
+}
+
+int tseal_suite_seal(uint16_t suite, uint8_t *ct, const uint8_t *pt, size_t pt_len,
+                     const uint8_t *ad, size_t ad_len, const uint8_t nonce[TSEAL_AEAD_NONCE_BYTES],
+                     const uint8_t *key) {
+    if (suite == TSEAL_SUITE_FIPS)
+        return tseal_aesgcm_encrypt(ct, pt, pt_len, ad, ad_len, nonce, key);
+    return tseal_aead_encrypt(ct, pt, pt_len, ad, ad_len, nonce, key);
+}
+
+int tseal_suite_open(uint16_t suite, uint8_t *pt, const uint8_t *ct, size_t ct_len,
+                     const uint8_t *ad, size_t ad_len, const uint8_t nonce[TSEAL_AEAD_NONCE_BYTES],
+                     const uint8_t *key) {
+    if (suite == TSEAL_SUITE_FIPS)
+        return tseal_aesgcm_decrypt(pt, ct, ct_len, ad, ad_len, nonce, key);
+    return tseal_aead_decrypt(pt, ct, ct_len, ad, ad_len, nonce, key);
+}
+
 uint64_t tseal_header_size(const tseal_header *h) {
-    return TSEAL_HDR_FIXED + strlen(h->model_id) + (uint64_t)TSEAL_STANZA_BYTES * h->n_recipients +
+    return TSEAL_HDR_FIXED + strlen(h->model_id) +
+           (uint64_t)tseal_stanza_bytes(h->suite) * h->n_recipients +
            (uint64_t)TSEAL_SEGENT_BYTES * h->n_segments;
 }
 
@@ -58,11 +96,12 @@ int tseal_header_write(const tseal_header *h, uint8_t *b, uint64_t size) {
     tseal_store_le64(b + 116, h->original_bytes);
     memcpy(b + TSEAL_HDR_FIXED, h->model_id, m);
     uint8_t *p = b + TSEAL_HDR_FIXED + m;
-    for (uint32_t i = 0; i < h->n_recipients; i++, p += TSEAL_STANZA_BYTES) {
-        p[0] = 1;
+    uint32_t eb = eph_bytes(h->suite);
+    for (uint32_t i = 0; i < h->n_recipients; i++, p += tseal_stanza_bytes(h->suite)) {
+        p[0] = h->suite == TSEAL_SUITE_FIPS ? 2 : 1; /* stanza type: X25519 or P-256 */
         memcpy(p + 4, h->stanzas[i].key_id, TSEAL_KEY_ID_BYTES);
-        memcpy(p + 20, h->stanzas[i].eph_pk, TSEAL_PK_BYTES);
-        memcpy(p + 52, h->stanzas[i].wrapped, TSEAL_WRAPPED_KEY_BYTES);
+        memcpy(p + 20, h->stanzas[i].eph_pk, eb);
+        memcpy(p + 20 + eb, h->stanzas[i].wrapped, TSEAL_WRAPPED_KEY_BYTES);
     }
     for (uint32_t i = 0; i < h->n_segments; i++, p += TSEAL_SEGENT_BYTES) {
         const tseal_segment *s = &h->segments[i];
@@ -98,7 +137,7 @@ static int parse_fixed(const uint8_t *b, uint64_t len, const char *label, tseal_
     if (h->format_version != TSEAL_FORMAT_VERSION)
         return tseal_err(TSEAL_E_UNSUPPORTED, "%s: unknown format version %u (this tseal reads %u)",
                          label, h->format_version, TSEAL_FORMAT_VERSION);
-    if (h->suite != TSEAL_SUITE_V1)
+    if (h->suite != TSEAL_SUITE_V1 && h->suite != TSEAL_SUITE_FIPS)
         return tseal_err(TSEAL_E_UNSUPPORTED, "%s: unknown or unsupported cipher suite %u", label,
                          h->suite);
     if (h->flags != 0)
@@ -126,7 +165,7 @@ static int parse_fixed(const uint8_t *b, uint64_t len, const char *label, tseal_
     if (h->n_segments < 2 || h->n_segments > TSEAL_MAX_SEGMENTS)
         return hdr_err(label, 56, "segment count out of range");
     if (!tseal_all_zero(b + 124, 4)) return hdr_err(label, 124, "nonzero reserved bytes");
-    uint64_t want = TSEAL_HDR_FIXED + m + (uint64_t)TSEAL_STANZA_BYTES * h->n_recipients +
+    uint64_t want = TSEAL_HDR_FIXED + m + (uint64_t)tseal_stanza_bytes(h->suite) * h->n_recipients +
                     (uint64_t)TSEAL_SEGENT_BYTES * h->n_segments;
     if (len != want)
         return tseal_err(TSEAL_E_CORRUPT, "%s: header is %llu bytes, its counts say %llu", label,
@@ -141,16 +180,19 @@ static int parse_fixed(const uint8_t *b, uint64_t len, const char *label, tseal_
 static int parse_stanzas(const uint8_t *b, uint64_t off, const char *label, tseal_header *h) {
     h->stanzas = calloc(h->n_recipients, sizeof *h->stanzas);
     if (!h->stanzas) return tseal_err(TSEAL_E_NOMEM, "out of memory");
-    for (uint32_t i = 0; i < h->n_recipients; i++, off += TSEAL_STANZA_BYTES) {
+    uint32_t eb = eph_bytes(h->suite), type = h->suite == TSEAL_SUITE_FIPS ? 2 : 1;
+    for (uint32_t i = 0; i < h->n_recipients; i++, off += tseal_stanza_bytes(h->suite)) {
         const uint8_t *p = b + off;
-        if (p[0] != 1) return hdr_err(label, off, "unknown recipient stanza type");
+        if (p[0] != type)
+            return hdr_err(label, off, "recipient stanza type does not match the suite");
         if (p[1] | p[2] | p[3])
             return hdr_err(label, off + 1, "nonzero reserved bytes in a stanza");
         memcpy(h->stanzas[i].key_id, p + 4, TSEAL_KEY_ID_BYTES);
-        memcpy(h->stanzas[i].eph_pk, p + 20, TSEAL_PK_BYTES);
-        memcpy(h->stanzas[i].wrapped, p + 52, TSEAL_WRAPPED_KEY_BYTES);
-        if (tseal_all_zero(p + 20, TSEAL_PK_BYTES))
-            return hdr_err(label, off + 20, "all-zero ephemeral key");
+        memcpy(h->stanzas[i].eph_pk, p + 20, eb);
+        memcpy(h->stanzas[i].wrapped, p + 20 + eb, TSEAL_WRAPPED_KEY_BYTES);
+        if (tseal_all_zero(p + 20, eb)) return hdr_err(label, off + 20, "all-zero ephemeral key");
+        if (type == 2 && p[20] != 0x04)
+            return hdr_err(label, off + 20, "ephemeral P-256 key is not an uncompressed point");
         for (uint32_t k = 0; k < i; k++)
             if (memcmp(h->stanzas[k].key_id, p + 4, TSEAL_KEY_ID_BYTES) == 0)
                 return hdr_err(label, off + 4, "two stanzas for the same recipient");
@@ -203,7 +245,9 @@ int tseal_header_parse(const uint8_t *b, uint64_t len, const char *label, tseal_
     int r = parse_fixed(b, len, label, h);
     uint64_t off = TSEAL_HDR_FIXED + strlen(h->model_id);
     if (!r) r = parse_stanzas(b, off, label, h);
-    if (!r) r = parse_segments(b, off + (uint64_t)TSEAL_STANZA_BYTES * h->n_recipients, label, h);
+    if (!r)
+        r = parse_segments(b, off + (uint64_t)tseal_stanza_bytes(h->suite) * h->n_recipients, label,
+                           h);
     if (r) tseal_header_free(h);
     return r;
 }
@@ -217,6 +261,45 @@ void tseal_header_free(tseal_header *h) {
 
 /* ---- opening ---------------------------------------------------------------------------- */
 
+/* One Ed25519 entry (suite 1): alg | reserved(3) | key_id | public key | signature. */
+static int parse_sig_ed25519(tseal_container *c, uint32_t i, const uint8_t *p, tseal_sigent *s) {
+    memcpy(s->key_id, p + 4, TSEAL_KEY_ID_BYTES);
+    memcpy(s->pk, p + 20, TSEAL_PK_BYTES);
+    memcpy(s->sig, p + 52, TSEAL_SIG_BYTES);
+    uint8_t id[TSEAL_KEY_ID_BYTES];
+    tseal_key_id(TSEAL_ALG_ED25519, s->pk, id);
+    if (memcmp(id, s->key_id, TSEAL_KEY_ID_BYTES) != 0)
+        return tseal_err(TSEAL_E_CORRUPT, "%s: signature %u: key id does not match its public key",
+                         c->path, i);
+    return 0;
+}
+
+/* One ECDSA P-256 entry (suite 2): alg | reserved(3) | key_id | r || s | u32 chain_len |
+ * certificates (leaf first); the key is the leaf certificate's. */
+static int parse_sig_ecdsa(tseal_container *c, uint32_t i, const uint8_t *p, uint32_t chain_len,
+                           tseal_sigent *s) {
+    memcpy(s->key_id, p + 4, TSEAL_KEY_ID_BYTES);
+    memcpy(s->sig, p + 20, TSEAL_ECDSA_SIG_BYTES);
+    s->chain_der = malloc(chain_len ? chain_len : 1);
+    if (!s->chain_der) return tseal_err(TSEAL_E_NOMEM, "out of memory");
+    memcpy(s->chain_der, p + TSEAL_SIGENT_ECDSA_FIXED, chain_len);
+    s->chain_len = chain_len;
+    int r = tseal_x509_chain_decode(s->chain_der, chain_len, c->path, &s->chain);
+    if (!r) r = tseal_x509_leaf_pubkey(s->chain, s->pk);
+    if (r) {
+        tseal_err_context("signature %u: ", i);
+        return r;
+    }
+    uint8_t id[TSEAL_KEY_ID_BYTES];
+    tseal_p256_key_id(s->pk, id);
+    if (memcmp(id, s->key_id, TSEAL_KEY_ID_BYTES) != 0)
+        return tseal_err(TSEAL_E_CORRUPT,
+                         "%s: signature %u: key id does not match its certificate's key", c->path,
+                         i);
+    return 0;
+}
+
+/* Entries one after the other; the suite fixes the algorithm (no mixing, no downgrade). */
 static int parse_sigblock(tseal_container *c, const uint8_t *b, uint32_t len) {
     if (len < 4) return tseal_err(TSEAL_E_CORRUPT, "%s: signature block too short", c->path);
     uint32_t k = get16(b);
@@ -226,32 +309,47 @@ static int parse_sigblock(tseal_container *c, const uint8_t *b, uint32_t len) {
     if (get16(b + 2) != 0)
         return tseal_err(TSEAL_E_CORRUPT, "%s: nonzero reserved bytes in the signature block",
                          c->path);
-    if (len != 4 + k * TSEAL_SIGENT_BYTES)
-        return tseal_err(TSEAL_E_CORRUPT, "%s: signature block is %u bytes, %u signatures need %u",
-                         c->path, len, k, 4 + k * TSEAL_SIGENT_BYTES);
+    uint8_t want = c->h.suite == TSEAL_SUITE_FIPS ? TSEAL_ALG_SIG_ECDSA_P256 : TSEAL_ALG_ED25519;
+    uint64_t off = 4;
     for (uint32_t i = 0; i < k; i++) {
-        const uint8_t *p = b + 4 + i * TSEAL_SIGENT_BYTES;
         tseal_sigent *s = &c->sigs[i];
+        c->n_sigs = i + 1; /* so that close frees what this entry allocates */
+        if (len - off < 4)
+            return tseal_err(TSEAL_E_CORRUPT, "%s: signature %u: truncated", c->path, i);
+        const uint8_t *p = b + off;
         s->alg = p[0];
-        if (s->alg != TSEAL_ALG_ED25519)
-            return tseal_err(TSEAL_E_UNSUPPORTED, "%s: signature %u: unknown algorithm %u", c->path,
-                             i, s->alg);
+        if (s->alg != want)
+            return tseal_err(TSEAL_E_UNSUPPORTED,
+                             "%s: signature %u: algorithm %u does not belong to suite %u", c->path,
+                             i, s->alg, c->h.suite);
         if (p[1] | p[2] | p[3])
             return tseal_err(TSEAL_E_CORRUPT, "%s: signature %u: nonzero reserved bytes", c->path,
                              i);
-        memcpy(s->key_id, p + 4, TSEAL_KEY_ID_BYTES);
-        memcpy(s->pk, p + 20, TSEAL_PK_BYTES);
-        memcpy(s->sig, p + 52, TSEAL_SIG_BYTES);
-        uint8_t id[TSEAL_KEY_ID_BYTES];
-        tseal_key_id(TSEAL_ALG_ED25519, s->pk, id);
-        if (memcmp(id, s->key_id, TSEAL_KEY_ID_BYTES) != 0)
-            return tseal_err(TSEAL_E_CORRUPT,
-                             "%s: signature %u: key id does not match its public key", c->path, i);
+        int r;
+        if (want == TSEAL_ALG_ED25519) {
+            if (len - off < TSEAL_SIGENT_BYTES)
+                return tseal_err(TSEAL_E_CORRUPT, "%s: signature %u: truncated", c->path, i);
+            r = parse_sig_ed25519(c, i, p, s);
+            off += TSEAL_SIGENT_BYTES;
+        } else {
+            if (len - off < TSEAL_SIGENT_ECDSA_FIXED)
+                return tseal_err(TSEAL_E_CORRUPT, "%s: signature %u: truncated", c->path, i);
+            uint32_t cl = tseal_load_le32(p + 84);
+            if (cl > TSEAL_X509_MAX_CHAIN_BYTES || cl > len - off - TSEAL_SIGENT_ECDSA_FIXED)
+                return tseal_err(TSEAL_E_CORRUPT,
+                                 "%s: signature %u: certificate chain length %u out of range",
+                                 c->path, i, cl);
+            r = parse_sig_ecdsa(c, i, p, cl, s);
+            off += TSEAL_SIGENT_ECDSA_FIXED + (uint64_t)cl;
+        }
+        if (r) return r;
         for (uint32_t j = 0; j < i; j++)
             if (memcmp(c->sigs[j].key_id, s->key_id, TSEAL_KEY_ID_BYTES) == 0)
                 return tseal_err(TSEAL_E_CORRUPT, "%s: two signatures by the same key", c->path);
     }
-    c->n_sigs = k;
+    if (off != len)
+        return tseal_err(TSEAL_E_CORRUPT, "%s: %llu bytes after the last signature", c->path,
+                         (unsigned long long)(len - off));
     return 0;
 }
 
@@ -280,11 +378,17 @@ static int container_load(tseal_container *c, read_at_fn rd, void *ctx) {
     if (sl > TSEAL_SIGBLOCK_MAX || 16 + (uint64_t)hl + sl > c->file_size)
         return tseal_err(TSEAL_E_CORRUPT, "%s: signature block length %u out of range", c->path,
                          sl);
-    uint8_t sb[TSEAL_SIGBLOCK_MAX];
-    if ((r = rd(ctx, 16 + (uint64_t)hl, sb, sl))) return r;
-    if ((r = tseal_sha256(c->header_bytes, hl, c->header_digest))) return r;
-    if ((r = tseal_header_parse(c->header_bytes, hl, c->path, &c->h))) return r;
-    if ((r = parse_sigblock(c, sb, sl))) return r;
+    uint8_t *sb = malloc(sl ? sl : 1);
+    if (!sb) return tseal_err(TSEAL_E_NOMEM, "out of memory");
+    if ((r = rd(ctx, 16 + (uint64_t)hl, sb, sl))) {
+        free(sb);
+        return r;
+    }
+    r = tseal_sha256(c->header_bytes, hl, c->header_digest);
+    if (!r) r = tseal_header_parse(c->header_bytes, hl, c->path, &c->h);
+    if (!r) r = parse_sigblock(c, sb, sl);
+    free(sb);
+    if (r) return r;
     c->payload_start = 16 + (uint64_t)hl + sl;
     if (c->payload_start + c->h.payload_bytes != c->file_size) {
         if (c->payload_start + c->h.payload_bytes > c->file_size)
@@ -373,6 +477,10 @@ int tseal_container_parse_mem(const uint8_t *buf, uint64_t len, const char *labe
 
 void tseal_container_close(tseal_container *c) {
     if (!c) return;
+    for (uint32_t i = 0; i < c->n_sigs; i++) {
+        free(c->sigs[i].chain_der);
+        tseal_x509_chain_free(c->sigs[i].chain);
+    }
     if (c->fd >= 0) close(c->fd);
     tseal_header_free(&c->h);
     free(c->header_bytes);
@@ -382,37 +490,72 @@ void tseal_container_close(tseal_container *c) {
 
 /* ---- signatures and keys -------------------------------------------------------------- */
 
-int tseal_container_check_signatures(const tseal_container *c, const tseal_pubkey *trusted,
-                                     unsigned n_trusted, unsigned *n_trusted_ok) {
+/* A trusted key of the signature's algorithm with exactly its public key. */
+static int pinned(const tseal_sigent *s, const tseal_pubkey *trusted, unsigned n_trusted) {
+    uint8_t alg = s->alg == TSEAL_ALG_SIG_ECDSA_P256 ? TSEAL_ALG_P256 : TSEAL_ALG_ED25519;
+    for (unsigned t = 0; t < n_trusted; t++)
+        if (trusted[t].kind == TSEAL_KEY_SIGN && trusted[t].alg == alg &&
+            memcmp(trusted[t].pk, s->pk, tseal_pk_len(alg)) == 0)
+            return 1;
+    return 0;
+}
+
+/* 1 if the signer's chain verifies against the CAs and matches an identity; else 0 with the
+ * reason in `why` (the first refusal is kept). */
+static int ca_trusts(const tseal_ca_trust *cas, const tseal_sigent *s, char *why, size_t why_len) {
+    tseal_x509_identity id;
+    if (tseal_x509_verify(cas->store, s->chain, cas->at, &id) != 0) {
+        if (!why[0]) snprintf(why, why_len, ": %s", tseal_errmsg());
+        return 0;
+    }
+    for (unsigned k = 0; k < cas->n_identities; k++)
+        if (tseal_x509_identity_matches(&id, cas->identities[k])) return 1;
+    if (cas->n_identities && !why[0])
+        snprintf(why, why_len, ": certificate subject \"%.200s\" matches no trusted identity",
+                 id.subject);
+    return cas->n_identities == 0;
+}
+
+int tseal_container_check_signatures_ca(const tseal_container *c, const tseal_pubkey *trusted,
+                                        unsigned n_trusted, const tseal_ca_trust *cas,
+                                        unsigned *n_trusted_ok) {
     unsigned ok = 0;
     int primary = 0;
+    char why[600] = "";
     for (uint32_t i = 0; i < c->n_sigs; i++) {
         const tseal_sigent *s = &c->sigs[i];
         char hex[2 * TSEAL_KEY_ID_BYTES + 1];
         tseal_key_id_hex(s->key_id, hex);
-        if (tseal_sign_verify(s->pk, TSEAL_SIG_TYPE_HEADER, c->header_digest, s->sig) != 0)
+        int bad = s->alg == TSEAL_ALG_SIG_ECDSA_P256
+                      ? tseal_p256_verify(s->pk, TSEAL_SIG_TYPE_HEADER, c->header_digest, s->sig)
+                      : tseal_sign_verify(s->pk, TSEAL_SIG_TYPE_HEADER, c->header_digest, s->sig);
+        if (bad)
             return tseal_err(TSEAL_E_VERIFY,
                              "%s: signature by key %s is invalid (header modified or forged)",
                              c->path, hex);
         primary |= memcmp(s->key_id, c->h.signer_key_id, TSEAL_KEY_ID_BYTES) == 0;
-        for (unsigned t = 0; t < n_trusted; t++)
-            if (trusted[t].kind == TSEAL_KEY_SIGN &&
-                memcmp(trusted[t].pk, s->pk, TSEAL_PK_BYTES) == 0) {
-                ok++;
-                break;
-            }
+        if (pinned(s, trusted, n_trusted)) {
+            ok++;
+        } else if (cas && s->chain) {
+            ok += (unsigned)ca_trusts(cas, s, why, sizeof why);
+        }
     }
     if (!primary)
         return tseal_err(TSEAL_E_VERIFY, "%s: no signature by the signer the header names",
                          c->path);
     if (n_trusted_ok) *n_trusted_ok = ok;
-    if (n_trusted > 0 && ok == 0) {
+    if ((n_trusted > 0 || cas) && ok == 0) {
         char hex[2 * TSEAL_KEY_ID_BYTES + 1];
         tseal_key_id_hex(c->h.signer_key_id, hex);
-        return tseal_err(TSEAL_E_VERIFY, "%s: signed by key %s, which is not trusted", c->path,
-                         hex);
+        return tseal_err(TSEAL_E_VERIFY, "%s: signed by key %s, which is not trusted%s", c->path,
+                         hex, why);
     }
     return 0;
+}
+
+int tseal_container_check_signatures(const tseal_container *c, const tseal_pubkey *trusted,
+                                     unsigned n_trusted, unsigned *n_trusted_ok) {
+    return tseal_container_check_signatures_ca(c, trusted, n_trusted, NULL, n_trusted_ok);
 }
 
 static void ad_stanza(const tseal_container *c, const uint8_t key_id[TSEAL_KEY_ID_BYTES],
@@ -430,7 +573,14 @@ int tseal_container_unwrap(const tseal_container *c, const tseal_seckey *recipie
         if (memcmp(s->key_id, recipient->pub.key_id, TSEAL_KEY_ID_BYTES) != 0) continue;
         uint8_t ad[32];
         ad_stanza(c, s->key_id, ad);
-        int r = tseal_x25519_unwrap(recipient, s->eph_pk, ad, sizeof ad, s->wrapped, content_key);
+        int fips = c->h.suite == TSEAL_SUITE_FIPS;
+        if (recipient->pub.alg != (fips ? TSEAL_ALG_P256 : TSEAL_ALG_X25519))
+            return tseal_err(TSEAL_E_INVAL, "%s: a %s container needs a %s recipient key", c->path,
+                             fips ? "FIPS-suite" : "default-suite", fips ? "P-256" : "X25519");
+        int r =
+            fips
+                ? tseal_p256_unwrap(recipient, s->eph_pk, ad, sizeof ad, s->wrapped, content_key)
+                : tseal_x25519_unwrap(recipient, s->eph_pk, ad, sizeof ad, s->wrapped, content_key);
         if (r) {
             tseal_err_context("%s: recipient stanza %u: ", c->path, i);
             return r;
@@ -534,7 +684,8 @@ int tseal_segreader_next(tseal_segreader *r, uint8_t *pt, uint64_t *len) {
         uint8_t nonce[TSEAL_AEAD_NONCE_BYTES], ad[TSEAL_CHUNK_AD_BYTES];
         tseal_chunk_nonce(j, j + 1 == s->chunk_count, nonce);
         tseal_chunk_ad(r->c->h.container_id, r->index, s->kind, ad);
-        rc = tseal_aead_decrypt(pt, r->ct, n + TSEAL_AEAD_TAG_BYTES, ad, sizeof ad, nonce, r->key);
+        rc = tseal_suite_open(r->c->h.suite, pt, r->ct, n + TSEAL_AEAD_TAG_BYTES, ad, sizeof ad,
+                              nonce, r->key);
         if (rc) tseal_err_context("%s: segment %u: chunk %u: ", r->c->path, r->index, j);
     }
     if (rc) return rc;
@@ -584,8 +735,8 @@ static int decrypt_chunks(void *arg, unsigned item) {
         if (!r) {
             tseal_chunk_nonce(j, j + 1 == d->seg->chunk_count, nonce);
             tseal_chunk_ad(d->c->h.container_id, d->index, d->seg->kind, ad);
-            r = tseal_aead_decrypt(d->out + first, ct, n + TSEAL_AEAD_TAG_BYTES, ad, sizeof ad,
-                                   nonce, d->key);
+            r = tseal_suite_open(d->c->h.suite, d->out + first, ct, n + TSEAL_AEAD_TAG_BYTES, ad,
+                                 sizeof ad, nonce, d->key);
             if (r) tseal_err_context("%s: segment %u: chunk %u: ", d->c->path, d->index, j);
         }
     }
@@ -613,6 +764,7 @@ typedef struct {
     uint8_t kind;
     uint64_t pt_len;
     uint8_t *ct;
+    uint16_t suite;
 } enc_job;
 
 static int encrypt_chunks(void *arg, unsigned item) {
@@ -628,20 +780,22 @@ static int encrypt_chunks(void *arg, unsigned item) {
                 nonce[TSEAL_AEAD_NONCE_BYTES], ad[TSEAL_CHUNK_AD_BYTES];
         tseal_chunk_nonce(j, j + 1 == e->chunks, nonce);
         tseal_chunk_ad(e->container_id, e->index, e->kind, ad);
-        r = tseal_aead_encrypt(out, e->pt + first, n, ad, sizeof ad, nonce, e->key);
+        r = tseal_suite_seal(e->suite, out, e->pt + first, n, ad, sizeof ad, nonce, e->key);
         if (!r)
             r = tseal_sha256(out, n + TSEAL_AEAD_TAG_BYTES, list + (uint64_t)j * TSEAL_HASH_BYTES);
     }
     return r;
 }
 
-int tseal_segment_encrypt_all(const uint8_t *key, const uint8_t container_id[16], uint32_t index,
-                              uint8_t kind, uint32_t chunk_size, const uint8_t *pt, uint64_t pt_len,
-                              uint8_t *ct, uint8_t list_hash[TSEAL_HASH_BYTES], unsigned nthreads) {
+int tseal_segment_encrypt_all(uint16_t suite, const uint8_t *key, const uint8_t container_id[16],
+                              uint32_t index, uint8_t kind, uint32_t chunk_size, const uint8_t *pt,
+                              uint64_t pt_len, uint8_t *ct, uint8_t list_hash[TSEAL_HASH_BYTES],
+                              unsigned nthreads) {
     static const uint8_t empty[1];
     enc_job e = {key,   container_id, pt ? pt : empty,
                  index, chunk_size,   tseal_seg_chunk_count(pt_len, chunk_size),
-                 kind,  pt_len,       ct};
+                 kind,  pt_len,       ct,
+                 suite};
     if (pt_len < (4u << 20)) nthreads = 1;
     int r = tseal_parallel((e.chunks + CHUNKS_PER_ITEM - 1) / CHUNKS_PER_ITEM, nthreads,
                            encrypt_chunks, &e);

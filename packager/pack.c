@@ -169,13 +169,14 @@ typedef struct {
     uint32_t n_segs, cap_segs;
     uint64_t payload_pos;
     tseal_sha256_ctx *sha;
+    uint16_t suite; /* chunk AEAD: ChaCha20-Poly1305 or AES-256-GCM */
 } segwriter;
 
 static int sw_flush(segwriter *w, int last) {
     uint8_t nonce[TSEAL_AEAD_NONCE_BYTES], ad[TSEAL_CHUNK_AD_BYTES];
     tseal_chunk_nonce(w->chunks, last, nonce);
     tseal_chunk_ad(w->container_id, w->index, w->kind, ad);
-    int r = tseal_aead_encrypt(w->ct, w->buf, w->fill, ad, sizeof ad, nonce, w->key);
+    int r = tseal_suite_seal(w->suite, w->ct, w->buf, w->fill, ad, sizeof ad, nonce, w->key);
     size_t n = w->fill + TSEAL_AEAD_TAG_BYTES;
     if (!r) r = tseal_write_full(w->fd, w->ct, n, w->path);
     if (!r && (size_t)(w->chunks + 1) * TSEAL_HASH_BYTES > w->list_cap) {
@@ -263,8 +264,8 @@ static int sw_put_whole(segwriter *w, uint8_t kind, const uint8_t *pt, uint64_t 
         return tseal_err(TSEAL_E_NOMEM, "out of memory (%llu bytes)", (unsigned long long)ct_len);
     int r = tseal_segment_key(w->content_key, w->container_id, index, w->key);
     if (!r)
-        r = tseal_segment_encrypt_all(w->key, w->container_id, index, kind, w->chunk_size, pt,
-                                      pt_len, ct, list_hash, threads);
+        r = tseal_segment_encrypt_all(w->suite, w->key, w->container_id, index, kind, w->chunk_size,
+                                      pt, pt_len, ct, list_hash, threads);
     if (!r) r = tseal_write_full(w->fd, ct, ct_len, w->path);
     free(ct);
     if (r) return r;
@@ -480,14 +481,66 @@ static int pack_blob(pack_ctx *c, in_file *f) {
 /* ---- keys and the header ----------------------------------------------------------------- */
 
 typedef struct {
+    uint16_t suite;
     tseal_seckey *signer;
+    tseal_x509_chain *chain; /* suite 2: the signer's certificate and intermediates */
+    uint8_t *chain_der;
+    size_t chain_len;
     tseal_pubkey *recipients;
     unsigned n_recipients;
 } pack_keys;
 
 static void free_keys(pack_keys *k) {
     tseal_seckey_free(k->signer);
+    tseal_x509_chain_free(k->chain);
+    free(k->chain_der);
     free(k->recipients);
+}
+
+/* Signature block bytes: one Ed25519 entry, or one ECDSA entry with its certificates. */
+static uint64_t sigblock_bytes(const pack_keys *k) {
+    return 4 + (k->suite == TSEAL_SUITE_FIPS ? TSEAL_SIGENT_ECDSA_FIXED + k->chain_len
+                                             : TSEAL_SIGENT_BYTES);
+}
+
+/* Suite 2: the signer is an ECDSA P-256 PEM key with its X.509 certificate (and chain): the
+ * signature entry carries the certificates, and the public key is the leaf's. */
+static int load_fips_signer(const tseal_pack_opts *o, const char *pass, size_t pass_len,
+                            pack_keys *k) {
+    if (!o->sign_cert)
+        return tseal_err(TSEAL_E_INVAL, "the FIPS suite signs with a certificate (--sign-cert)");
+    int r = tseal_p256_seckey_read_pem(o->sign_key, pass, pass_len, TSEAL_KEY_SIGN, &k->signer);
+    if (!r) r = tseal_x509_chain_load(o->sign_cert, o->sign_chain, &k->chain);
+    if (!r && !tseal_x509_leaf_matches(k->chain, k->signer))
+        r = tseal_err(TSEAL_E_INVAL, "%s: the certificate is not for the key %s", o->sign_cert,
+                      o->sign_key);
+    if (!r) r = tseal_x509_chain_encode(k->chain, &k->chain_der, &k->chain_len);
+    if (!r && k->chain_len > TSEAL_X509_MAX_CHAIN_BYTES)
+        r = tseal_err(TSEAL_E_LIMIT, "%s: certificate chain over %u bytes", o->sign_cert,
+                      TSEAL_X509_MAX_CHAIN_BYTES);
+    return r;
+}
+
+static int read_recipient(const tseal_pack_opts *o, unsigned i, tseal_pubkey *pk, uint16_t suite) {
+    int pem = tseal_file_is_pem(o->recipients[i]);
+    if (suite == TSEAL_SUITE_FIPS && !pem && access(o->recipients[i], R_OK) == 0)
+        return tseal_err(TSEAL_E_INVAL,
+                         "%s: a tseal (X25519) key file; the FIPS suite needs a P-256 PEM "
+                         "recipient key (tseal keygen --recipient NAME --suite fips)",
+                         o->recipients[i]);
+    if (suite != TSEAL_SUITE_FIPS && pem)
+        return tseal_err(TSEAL_E_INVAL,
+                         "%s: a PEM (P-256) key belongs to the FIPS suite (--suite fips)",
+                         o->recipients[i]);
+    int r = suite == TSEAL_SUITE_FIPS
+                ? tseal_p256_pubkey_read_pem(o->recipients[i], TSEAL_KEY_RECIPIENT, pk)
+                : tseal_pubkey_read(o->recipients[i], pk);
+    if (!r && pk->kind != TSEAL_KEY_RECIPIENT)
+        r = tseal_err(TSEAL_E_INVAL, "%s: not a recipient public key", o->recipients[i]);
+    if (!r && pk->alg != (suite == TSEAL_SUITE_FIPS ? TSEAL_ALG_P256 : TSEAL_ALG_X25519))
+        r = tseal_err(TSEAL_E_INVAL, "%s: a %s recipient key cannot be used in this suite",
+                      o->recipients[i], pk->alg == TSEAL_ALG_P256 ? "P-256" : "X25519");
+    return r;
 }
 
 static int load_keys(const tseal_pack_opts *o, pack_keys *k) {
@@ -497,12 +550,19 @@ static int load_keys(const tseal_pack_opts *o, pack_keys *k) {
     if (o->n_recipients > TSEAL_MAX_RECIPIENTS)
         return tseal_err(TSEAL_E_LIMIT, "%u recipients (at most %u)", o->n_recipients,
                          TSEAL_MAX_RECIPIENTS);
+    k->suite = o->suite == TSEAL_SUITE_FIPS ? TSEAL_SUITE_FIPS : TSEAL_SUITE_V1;
+    if (o->suite > TSEAL_SUITE_FIPS) return tseal_err(TSEAL_E_INVAL, "unknown suite %u", o->suite);
+    if (k->suite == TSEAL_SUITE_V1 && (o->sign_cert || o->sign_chain))
+        return tseal_err(TSEAL_E_INVAL, "certificates sign FIPS-suite containers (--suite fips)");
     char *pass = NULL;
     size_t pass_len = 0;
     int r = o->sign_passphrase_file
                 ? tseal_passphrase_read(o->sign_passphrase_file, &pass, &pass_len)
                 : 0;
-    if (!r) r = tseal_seckey_read(o->sign_key, pass, pass_len, &k->signer);
+    if (!r && k->suite == TSEAL_SUITE_FIPS)
+        r = load_fips_signer(o, pass, pass_len, k);
+    else if (!r)
+        r = tseal_seckey_read(o->sign_key, pass, pass_len, &k->signer);
     tseal_secure_free(pass);
     if (r) return r;
     if (k->signer->pub.kind != TSEAL_KEY_SIGN)
@@ -510,9 +570,7 @@ static int load_keys(const tseal_pack_opts *o, pack_keys *k) {
     k->recipients = calloc(o->n_recipients, sizeof *k->recipients);
     if (!k->recipients) return tseal_err(TSEAL_E_NOMEM, "out of memory");
     for (unsigned i = 0; i < o->n_recipients; i++) {
-        if ((r = tseal_pubkey_read(o->recipients[i], &k->recipients[i]))) return r;
-        if (k->recipients[i].kind != TSEAL_KEY_RECIPIENT)
-            return tseal_err(TSEAL_E_INVAL, "%s: not a recipient public key", o->recipients[i]);
+        if ((r = read_recipient(o, i, &k->recipients[i], k->suite))) return r;
         for (unsigned j = 0; j < i; j++)
             if (memcmp(k->recipients[j].key_id, k->recipients[i].key_id, TSEAL_KEY_ID_BYTES) == 0)
                 return tseal_err(TSEAL_E_INVAL, "%s: recipient given twice", o->recipients[i]);
@@ -539,9 +597,16 @@ static int init_header(const tseal_pack_opts *o, const pack_keys *k, uint32_t ch
                        uint32_t n_segments, tseal_rng *rng, uint8_t *content_key, tseal_header *h) {
     memset(h, 0, sizeof *h);
     h->format_version = TSEAL_FORMAT_VERSION;
-    h->suite = TSEAL_SUITE_V1;
-    tseal_random(rng, h->container_id, sizeof h->container_id);
-    tseal_random(rng, content_key, TSEAL_SYM_KEY_BYTES);
+    h->suite = k->suite;
+    int r = 0;
+    if (h->suite == TSEAL_SUITE_FIPS && !rng) { /* the approved DRBG */
+        r = tseal_fips_random(h->container_id, sizeof h->container_id);
+        if (!r) r = tseal_fips_random(content_key, TSEAL_SYM_KEY_BYTES);
+        if (r) return r;
+    } else {
+        tseal_random(rng, h->container_id, sizeof h->container_id);
+        tseal_random(rng, content_key, TSEAL_SYM_KEY_BYTES);
+    }
     h->created = o->test_created ? o->test_created : (int64_t)time(NULL);
     h->expires = o->expires;
     h->model_version = o->version;
@@ -553,23 +618,28 @@ static int init_header(const tseal_pack_opts *o, const pack_keys *k, uint32_t ch
     h->stanzas = calloc(k->n_recipients, sizeof *h->stanzas);
     h->segments = calloc(n_segments, sizeof *h->segments);
     if (!h->stanzas || !h->segments) return tseal_err(TSEAL_E_NOMEM, "out of memory");
-    int r = tseal_key_commitment(content_key, h->container_id, h->key_commitment);
+    r = tseal_key_commitment(content_key, h->container_id, h->key_commitment);
     for (unsigned i = 0; i < k->n_recipients && !r; i++) {
         tseal_stanza *s = &h->stanzas[i];
         memcpy(s->key_id, k->recipients[i].key_id, TSEAL_KEY_ID_BYTES);
         uint8_t ad[32];
         memcpy(ad, h->container_id, 16);
         memcpy(ad + 16, s->key_id, TSEAL_KEY_ID_BYTES);
-        r = tseal_x25519_wrap(k->recipients[i].pk, ad, sizeof ad, content_key, rng, s->eph_pk,
-                              s->wrapped);
+        if (h->suite == TSEAL_SUITE_FIPS)
+            r = tseal_p256_wrap(k->recipients[i].pk, ad, sizeof ad, content_key, s->eph_pk,
+                                s->wrapped);
+        else
+            r = tseal_x25519_wrap(k->recipients[i].pk, ad, sizeof ad, content_key, rng, s->eph_pk,
+                                  s->wrapped);
     }
     return r;
 }
 
 /* Header, signature and the fixed prefix, written over the reserved space at offset 0. */
-static int finish_file(int fd, const char *path, tseal_header *h, const tseal_seckey *signer,
+static int finish_file(int fd, const char *path, tseal_header *h, const pack_keys *k,
                        uint64_t hsize) {
-    uint64_t total = 16 + hsize + 4 + TSEAL_SIGENT_BYTES;
+    const tseal_seckey *signer = k->signer;
+    uint64_t sblen = sigblock_bytes(k), total = 16 + hsize + sblen;
     uint8_t *b = calloc(1, total);
     if (!b) return tseal_err(TSEAL_E_NOMEM, "out of memory");
     memcpy(b, TSEAL_MAGIC, TSEAL_MAGIC_BYTES);
@@ -578,22 +648,29 @@ static int finish_file(int fd, const char *path, tseal_header *h, const tseal_se
     uint8_t digest[TSEAL_HASH_BYTES];
     if (!r) r = tseal_sha256(b + 12, hsize, digest);
     uint8_t *sb = b + 12 + hsize;
-    tseal_store_le32(sb, 4 + TSEAL_SIGENT_BYTES);
+    tseal_store_le32(sb, (uint32_t)sblen);
     sb += 4;
     sb[0] = 1; /* one signature */
     uint8_t *e = sb + 4;
-    e[0] = TSEAL_ALG_ED25519;
     memcpy(e + 4, signer->pub.key_id, TSEAL_KEY_ID_BYTES);
-    memcpy(e + 20, signer->pub.pk, TSEAL_PK_BYTES);
-    if (!r) r = tseal_sign(signer, TSEAL_SIG_TYPE_HEADER, digest, e + 52);
+    if (k->suite == TSEAL_SUITE_FIPS) { /* ECDSA r || s, then the certificates */
+        e[0] = TSEAL_ALG_SIG_ECDSA_P256;
+        tseal_store_le32(e + 84, (uint32_t)k->chain_len);
+        memcpy(e + TSEAL_SIGENT_ECDSA_FIXED, k->chain_der, k->chain_len);
+        if (!r) r = tseal_p256_sign(signer, TSEAL_SIG_TYPE_HEADER, digest, e + 20);
+    } else {
+        e[0] = TSEAL_ALG_ED25519;
+        memcpy(e + 20, signer->pub.pk, TSEAL_PK_BYTES);
+        if (!r) r = tseal_sign(signer, TSEAL_SIG_TYPE_HEADER, digest, e + 52);
+    }
     for (uint64_t done = 0; !r && done < total;) { /* pwrite may write less than asked */
-        ssize_t k = pwrite(fd, b + done, total - done, (off_t)done);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0)
+        ssize_t wr = pwrite(fd, b + done, total - done, (off_t)done);
+        if (wr < 0 && errno == EINTR) continue;
+        if (wr <= 0)
             r = tseal_err(TSEAL_E_IO, "%s: write failed: %s", path,
-                          k < 0 ? strerror(errno) : "no progress");
+                          wr < 0 ? strerror(errno) : "no progress");
         else
-            done += (uint64_t)k;
+            done += (uint64_t)wr;
     }
     free(b);
     return r;
@@ -677,7 +754,8 @@ int tseal_pack(const char *input, const char *output, const tseal_pack_opts *o,
         w.fd = af.fd;
         w.content_key = content_key;
         w.container_id = h.container_id;
-        uint64_t reserve = 16 + hsize + 4 + TSEAL_SIGENT_BYTES;
+        w.suite = h.suite;
+        uint64_t reserve = 16 + hsize + sigblock_bytes(&keys);
         if (lseek(af.fd, (off_t)reserve, SEEK_SET) != (off_t)reserve)
             r = tseal_err(TSEAL_E_IO, "%s: seek failed", output);
     }
@@ -688,7 +766,7 @@ int tseal_pack(const char *input, const char *output, const tseal_pack_opts *o,
         memcpy(h.segments, w.segs, n_segments * sizeof *h.segments);
         h.payload_bytes = w.payload_pos;
         h.original_bytes = rep->original_bytes;
-        r = finish_file(af.fd, output, &h, keys.signer, hsize);
+        r = finish_file(af.fd, output, &h, &keys, hsize);
     }
     if (!r)
         r = tseal_atomic_commit(&af);
@@ -698,7 +776,7 @@ int tseal_pack(const char *input, const char *output, const tseal_pack_opts *o,
         rep->segments = n_segments;
         for (uint32_t i = 0; i < n_segments; i++) rep->plaintext_bytes += h.segments[i].pt_len;
         rep->payload_bytes = h.payload_bytes;
-        rep->container_bytes = 16 + hsize + 4 + TSEAL_SIGENT_BYTES + h.payload_bytes;
+        rep->container_bytes = 16 + hsize + sigblock_bytes(&keys) + h.payload_bytes;
         tseal_key_id_hex(keys.signer->pub.key_id, rep->signer_key_id);
     }
     tseal_secure_free(content_key);

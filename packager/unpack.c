@@ -37,8 +37,7 @@ int tseal_inspect(const char *path, tseal_container_info *info) {
     const tseal_header *h = &c->h;
     info->format_version = h->format_version;
     info->suite = h->suite;
-    snprintf(info->suite_name, sizeof info->suite_name, "%s",
-             h->suite == TSEAL_SUITE_V1 ? "ed25519-x25519-chacha20poly1305-sha256" : "unknown");
+    snprintf(info->suite_name, sizeof info->suite_name, "%s", tseal_suite_name(h->suite));
     snprintf(info->model_id, sizeof info->model_id, "%s", h->model_id);
     info->version = h->model_version;
     info->created = h->created;
@@ -90,18 +89,37 @@ static void progress(vctx *v, const char *stage, const char *item) {
     v->o->progress(v->o->progress_ctx, &p);
 }
 
+/* Trusted signer keys: tseal public key files (Ed25519) or PEM public keys (ECDSA P-256). */
 static int load_trust(const tseal_verify_opts *o, tseal_pubkey **keys) {
     *keys = NULL;
     if (!o->n_trust) return 0;
     *keys = calloc(o->n_trust, sizeof **keys);
     if (!*keys) return tseal_err(TSEAL_E_NOMEM, "out of memory");
     for (unsigned i = 0; i < o->n_trust; i++) {
-        int r = tseal_pubkey_read(o->trust[i], &(*keys)[i]);
+        int r = tseal_file_is_pem(o->trust[i])
+                    ? tseal_p256_pubkey_read_pem(o->trust[i], TSEAL_KEY_SIGN, &(*keys)[i])
+                    : tseal_pubkey_read(o->trust[i], &(*keys)[i]);
         if (r) return r;
         if ((*keys)[i].kind != TSEAL_KEY_SIGN)
             return tseal_err(TSEAL_E_INVAL, "%s: not a signing public key", o->trust[i]);
     }
     return 0;
+}
+
+/* Trusted CA roots (and CRLs) for X.509 signers (the FIPS suite). */
+static int load_cas(const tseal_verify_opts *o, tseal_x509_trust **t) {
+    *t = NULL;
+    if (!o->n_trust_cas) {
+        if (o->n_crls || o->n_identities)
+            return tseal_err(TSEAL_E_INVAL, "CRLs and identities need a trusted CA (--trust-ca)");
+        return 0;
+    }
+    int r = tseal_x509_trust_new(t);
+    for (unsigned i = 0; !r && i < o->n_trust_cas; i++)
+        r = tseal_x509_trust_add_ca_file(*t, o->trust_cas[i]);
+    for (unsigned i = 0; !r && i < o->n_crls; i++)
+        r = tseal_x509_trust_add_crl_file(*t, o->crls[i]);
+    return r;
 }
 
 static int check_expiry(const vctx *v) {
@@ -122,7 +140,10 @@ static int unwrap_key(vctx *v) {
     tseal_seckey *sk = NULL;
     int r =
         v->o->passphrase_file ? tseal_passphrase_read(v->o->passphrase_file, &pass, &pass_len) : 0;
-    if (!r) r = tseal_seckey_read(v->o->key, pass, pass_len, &sk);
+    if (!r && tseal_file_is_pem(v->o->key)) /* a P-256 key (the FIPS suite) */
+        r = tseal_p256_seckey_read_pem(v->o->key, pass, pass_len, TSEAL_KEY_RECIPIENT, &sk);
+    else if (!r)
+        r = tseal_seckey_read(v->o->key, pass, pass_len, &sk);
     tseal_secure_free(pass);
     if (!r) {
         v->content_key = tseal_secure_alloc(TSEAL_SYM_KEY_BYTES);
@@ -362,7 +383,7 @@ static int verify_body(vctx *v) {
     return r;
 }
 
-void tseal_container_gate_input(const tseal_container *c, uint8_t (*pks)[TSEAL_PK_BYTES],
+void tseal_container_gate_input(const tseal_container *c, tseal_gate_signers *sg,
                                 tseal_gate_input *in) {
     const tseal_header *h = &c->h;
     memset(in, 0, sizeof *in);
@@ -370,7 +391,7 @@ void tseal_container_gate_input(const tseal_container *c, uint8_t (*pks)[TSEAL_P
     in->version = h->model_version;
     in->created = h->created;
     in->expires = h->expires;
-    in->suite_name = h->suite == TSEAL_SUITE_V1 ? TSEAL_SUITE_NAME_V1 : "unknown";
+    in->suite_name = tseal_suite_name(h->suite);
     in->header_bytes = c->header_len;
     in->recipients = h->n_recipients;
     for (uint32_t i = 0; i < h->n_segments; i++) {
@@ -380,8 +401,15 @@ void tseal_container_gate_input(const tseal_container *c, uint8_t (*pks)[TSEAL_P
             in->largest_tensor_bytes = h->segments[i].pt_len;
     }
     memcpy(in->artifact_digest, c->header_digest, TSEAL_HASH_BYTES);
-    for (uint32_t i = 0; i < c->n_sigs; i++) memcpy(pks[i], c->sigs[i].pk, TSEAL_PK_BYTES);
-    in->signer_pks = (const uint8_t(*)[TSEAL_PK_BYTES])pks;
+    memset(sg, 0, sizeof *sg);
+    for (uint32_t i = 0; i < c->n_sigs; i++) {
+        if (c->sigs[i].alg == TSEAL_ALG_ED25519) memcpy(sg->pks[i], c->sigs[i].pk, TSEAL_PK_BYTES);
+        sg->chains[i] = c->sigs[i].chain; /* NULL for Ed25519 signers */
+        memcpy(sg->key_ids[i], c->sigs[i].key_id, TSEAL_KEY_ID_BYTES);
+    }
+    in->signer_pks = (const uint8_t(*)[TSEAL_PK_BYTES])sg->pks;
+    in->signer_chains = sg->chains;
+    in->signer_key_ids = (const uint8_t(*)[TSEAL_KEY_ID_BYTES])sg->key_ids;
     in->n_signers = c->n_sigs;
 }
 
@@ -424,14 +452,19 @@ static int apply_policy(vctx *v, gate_ctx *g) {
         free(att);
         return r;
     }
-    uint8_t pks[TSEAL_MAX_SIGNATURES][TSEAL_PK_BYTES];
+    tseal_gate_signers *sg = calloc(1, sizeof *sg);
+    if (!sg) {
+        free(att);
+        return tseal_err(TSEAL_E_NOMEM, "out of memory");
+    }
     tseal_gate_input in;
-    tseal_container_gate_input(v->c, pks, &in);
+    tseal_container_gate_input(v->c, sg, &in);
     in.attestations = att;
     in.n_attestations = o->n_attestations;
     r = tseal_policy_gate(g->policy, &in, g->state, o->now ? o->now : (int64_t)time(NULL), &g->res);
     g->have_res = 1;
     free(att);
+    free(sg);
     snprintf(v->rep->policy_id, sizeof v->rep->policy_id, "%s", tseal_policy_id(g->policy));
     if (r == TSEAL_E_DENIED) {
         g->denied = 1;
@@ -461,16 +494,24 @@ int tseal_verify_run(const char *path, const tseal_verify_opts *o, tseal_verify_
     tseal_verify_report dummy;
     if (!rep) rep = &dummy;
     memset(rep, 0, sizeof *rep);
-    if (need_trust && o->n_trust == 0 && !o->policy)
-        return tseal_err(TSEAL_E_INVAL,
-                         "verify needs a trusted key (--trust) or a policy (--policy)");
+    if (need_trust && o->n_trust == 0 && o->n_trust_cas == 0 && !o->policy)
+        return tseal_err(
+            TSEAL_E_INVAL,
+            "verify needs a trusted key (--trust), CA (--trust-ca) or policy (--policy)");
     vctx v = {.o = o, .rep = rep, .outdir = tmpdir, .fd = -1, .hooks = hooks};
     gate_ctx g = {0};
     tseal_pubkey *trusted = NULL;
+    tseal_x509_trust *cas = NULL;
     int r = tseal_container_open(path, &v.c);
     if (!r) r = load_trust(o, &trusted);
+    if (!r) r = load_cas(o, &cas);
+    tseal_ca_trust ca = {.store = cas,
+                         .identities = o->identities,
+                         .n_identities = o->n_identities,
+                         .at = o->now ? o->now : (int64_t)time(NULL)};
     if (!r)
-        r = tseal_container_check_signatures(v.c, trusted, o->n_trust, &rep->trusted_signatures);
+        r = tseal_container_check_signatures_ca(v.c, trusted, o->n_trust, cas ? &ca : NULL,
+                                                &rep->trusted_signatures);
     if (!r) rep->signature_ok = 1;
     if (!r && o->policy) r = apply_policy(&v, &g);
     if (!r && !o->policy) r = check_expiry(&v);
@@ -497,6 +538,7 @@ int tseal_verify_run(const char *path, const tseal_verify_opts *o, tseal_verify_
     if (g.have_res) tseal_gate_result_free(&g.res);
     tseal_state_free(g.state);
     tseal_policy_free(g.policy);
+    tseal_x509_trust_free(cas);
     free(trusted);
     return r;
 }

@@ -24,9 +24,14 @@ typedef struct {
 int tseal_verify_run(const char *path, const tseal_verify_opts *o, tseal_verify_report *rep,
                      const char *tmpdir, int need_trust, const tseal_verify_hooks *hooks);
 
-/* Gate facts of an open container (signatures must have been checked). `pks` holds
- * c->n_sigs entries. */
-void tseal_container_gate_input(const tseal_container *c, uint8_t (*pks)[TSEAL_PK_BYTES],
+/* Gate facts of an open container (signatures must have been checked): caller storage for
+ * c->n_sigs signers (Ed25519 keys, X.509 chains of suite 2, key ids). */
+typedef struct {
+    uint8_t pks[TSEAL_MAX_SIGNATURES][TSEAL_PK_BYTES];
+    const tseal_x509_chain *chains[TSEAL_MAX_SIGNATURES];
+    uint8_t key_ids[TSEAL_MAX_SIGNATURES][TSEAL_KEY_ID_BYTES];
+} tseal_gate_signers;
+void tseal_container_gate_input(const tseal_container *c, tseal_gate_signers *sg,
                                 tseal_gate_input *in);
 
 /* Verify an audit report's signature (with the key it names) and reduce it to the facts a

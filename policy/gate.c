@@ -6,7 +6,9 @@
  * model, suite, limits, signers, threshold, rollback, attestations). Anything not explicitly
  * allowed is denied: no matching model, an unknown suite, too few counted signers. Only the
  * policy's own trusted signers count; revocation always denies; a key past its not_after never
- * counts and always denies.
+ * counts and always denies. X.509 signers count only with a chain that verifies to one of the
+ * policy's CAs (validity at `now`, key usage, the CRLs) and an identity that CA allows; a
+ * certificate revoked by a CRL always denies.
  */
 #define _GNU_SOURCE /* vasprintf */
 #include <stdarg.h>
@@ -104,55 +106,160 @@ static void check_limits(gate_ctx *g, const tseal_policy *p, const tseal_gate_in
                (unsigned long long)p->max_tensor_bytes);
 }
 
-/* Signers, then the threshold. Fills res->counted. */
-static void check_signers(gate_ctx *g, const tseal_policy *p, const tseal_gate_input *in,
-                          int64_t now) {
-    tseal_gate_result *r = g->res;
-    enum { COUNTED, REVOKED, EXPIRED, UNTRUSTED, DUPLICATE };
-    unsigned char *what = calloc(in->n_signers ? in->n_signers : 1, 1);
-    if (!what) {
+/* What one signer of the input is to the policy. */
+enum { COUNTED, REVOKED, EXPIRED, UNTRUSTED, DUPLICATE, CERT_REVOKED, CERT_FAILED, CERT_IDENTITY };
+
+typedef struct {
+    uint8_t id[TSEAL_KEY_ID_BYTES];
+    unsigned char what;
+    const pol_signer *s;           /* Ed25519: the trusted_signers entry */
+    const pol_ca *ca;              /* X.509: the trusted CA the chain verified to */
+    char why[POL_WHY_MAX];         /* X.509: why the chain did not verify (quoted) */
+    char subject[POL_SUBJECT_MAX]; /* X.509: the leaf's subject (quoted) or key id */
+} signer_info;
+
+static const tseal_x509_chain *chain_of(const tseal_gate_input *in, unsigned i) {
+    return in->signer_chains ? in->signer_chains[i] : NULL;
+}
+
+/* Every signer's key id (Ed25519: of its key; X.509: of the leaf's P-256 key), checked against
+ * the ids the caller gives. A mismatch is a caller bug: TSEAL_E_INVAL, nothing decided. */
+static int signer_ids(const tseal_gate_input *in, signer_info *info) {
+    for (unsigned i = 0; i < in->n_signers; i++) {
+        const tseal_x509_chain *c = chain_of(in, i);
+        if (c) {
+            uint8_t pk[TSEAL_P256_PK_BYTES];
+            int rc = tseal_x509_leaf_pubkey(c, pk);
+            if (rc) {
+                tseal_err_context("policy gate: signer %u: ", i);
+                return rc == TSEAL_E_NOMEM ? rc : TSEAL_E_INVAL;
+            }
+            tseal_p256_key_id(pk, info[i].id);
+        } else {
+            if (!in->signer_pks)
+                return tseal_err(TSEAL_E_INVAL, "policy gate: signer %u has no public key", i);
+            tseal_key_id(TSEAL_ALG_ED25519, in->signer_pks[i], info[i].id);
+        }
+        if (in->signer_key_ids &&
+            memcmp(in->signer_key_ids[i], info[i].id, TSEAL_KEY_ID_BYTES) != 0)
+            return tseal_err(TSEAL_E_INVAL,
+                             "policy gate: signer_key_ids[%u] is not the key id of signer %u", i,
+                             i);
+    }
+    return 0;
+}
+
+/* The verifier's message without its "certificate chain: " prefix, control characters
+ * replaced and cut at a character boundary (it names untrusted certificate subjects). */
+static void set_why(signer_info *si, const char *msg) {
+    static const char prefix[] = "certificate chain: ";
+    if (strncmp(msg, prefix, sizeof prefix - 1) == 0) msg += sizeof prefix - 1;
+    pol_quote(msg, si->why, sizeof si->why);
+}
+
+/* An X.509 signer: the chain against the policy's CAs and CRLs at `now`, then the identity
+ * constraints of the CA it ends at. */
+static void check_x509(gate_ctx *g, const tseal_policy *p, const tseal_x509_chain *c, int64_t now,
+                       signer_info *si) {
+    pol_leaf_subject(c, si->subject);
+    if (!si->subject[0]) {
+        char hex[17];
+        pol_short_hex(si->id, hex);
+        snprintf(si->subject, sizeof si->subject, "with key %s...", hex);
+    }
+    si->what = CERT_FAILED;
+    if (!p->trust) {
+        set_why(si, "not issued by a trusted CA (the policy trusts no CA)");
+        return;
+    }
+    tseal_x509_identity id;
+    memset(&id, 0, sizeof id);
+    int rc = tseal_x509_verify(p->trust, c, now, &id);
+    if (rc == TSEAL_E_NOMEM) {
         g->nomem = 1;
         return;
     }
+    if (rc) {
+        const char *msg = tseal_errmsg();
+        set_why(si, msg && msg[0] ? msg : "does not verify");
+        /* revocation by a CRL (of the leaf or of an intermediate) always denies, as a revoked
+         * key id does; matched on the verifier's reason, not on the subjects it names */
+        if (strncmp(si->why, "certificate is revoked", 22) == 0) si->what = CERT_REVOKED;
+        return;
+    }
+    id.issuer_root[sizeof id.issuer_root - 1] = 0;
+    for (unsigned i = 0; i < p->n_cas && !si->ca; i++)
+        if (strcmp(p->cas[i].subject, id.issuer_root) == 0) si->ca = &p->cas[i];
+    if (!si->ca) { /* cannot happen with a store holding only these roots: fail closed */
+        set_why(si, "chain ends at a root that is not in trusted_cas");
+        return;
+    }
+    si->what = CERT_IDENTITY;
+    for (unsigned i = 0; i < si->ca->n_identities; i++)
+        if (tseal_x509_identity_matches(&id, si->ca->identities[i]) == 1) {
+            si->what = COUNTED;
+            return;
+        }
+}
+
+/* Signers, then the threshold. Fills res->counted. 0, or an error (bad input: no decision). */
+static int check_signers(gate_ctx *g, const tseal_policy *p, const tseal_gate_input *in,
+                         int64_t now) {
+    tseal_gate_result *r = g->res;
+    signer_info *info = calloc(in->n_signers ? in->n_signers : 1, sizeof *info);
+    if (!info) {
+        g->nomem = 1;
+        return 0;
+    }
+    int rc = signer_ids(in, info);
+    if (rc) {
+        free(info);
+        return rc;
+    }
     for (unsigned i = 0; i < in->n_signers; i++) {
-        const uint8_t *pk = in->signer_pks[i];
+        signer_info *si = &info[i];
+        const tseal_x509_chain *c = chain_of(in, i);
         bool dup = false;
         for (unsigned j = 0; j < i && !dup; j++)
-            dup = memcmp(in->signer_pks[j], pk, TSEAL_PK_BYTES) == 0;
-        uint8_t id[TSEAL_KEY_ID_BYTES];
-        tseal_key_id(TSEAL_ALG_ED25519, pk, id);
-        const pol_signer *s = find_signer(p, pk);
+            dup = memcmp(info[j].id, si->id, TSEAL_KEY_ID_BYTES) == 0;
         if (dup)
-            what[i] = DUPLICATE;
-        else if (is_revoked(p, id))
-            what[i] = REVOKED;
-        else if (!s)
-            what[i] = UNTRUSTED;
-        else if (s->has_not_after && now > s->not_after)
-            what[i] = EXPIRED;
+            si->what = DUPLICATE;
+        else if (is_revoked(p, si->id))
+            si->what = REVOKED;
+        else if (c)
+            check_x509(g, p, c, now, si);
+        else if (!(si->s = find_signer(p, in->signer_pks[i])))
+            si->what = UNTRUSTED;
+        else if (si->s->has_not_after && now > si->s->not_after)
+            si->what = EXPIRED;
         else
-            what[i] = COUNTED;
-        if (what[i] == COUNTED && r->n_counted < TSEAL_POLICY_MAX_SIGNERS)
-            memcpy(r->counted[r->n_counted++], id, TSEAL_KEY_ID_BYTES);
+            si->what = COUNTED;
+        if (si->what == COUNTED && r->n_counted < TSEAL_POLICY_MAX_SIGNERS)
+            memcpy(r->counted[r->n_counted++], si->id, TSEAL_KEY_ID_BYTES);
     }
     bool unmet = r->n_counted < p->threshold;
     for (unsigned i = 0; i < in->n_signers; i++) {
+        const signer_info *si = &info[i];
         char hex[17], when[32];
-        uint8_t id[TSEAL_KEY_ID_BYTES];
-        tseal_key_id(TSEAL_ALG_ED25519, in->signer_pks[i], id);
-        pol_short_hex(id, hex);
-        if (what[i] == REVOKED) {
+        pol_short_hex(si->id, hex);
+        if (si->what == REVOKED) {
             reason(g, "signer key %s... is revoked", hex);
-        } else if (what[i] == EXPIRED) {
-            pol_fmt_time(find_signer(p, in->signer_pks[i])->not_after, when);
+        } else if (si->what == EXPIRED) {
+            pol_fmt_time(si->s->not_after, when);
             reason(g, "signer key %s... expired %s", hex, when);
-        } else if (what[i] == UNTRUSTED && unmet) {
+        } else if (si->what == UNTRUSTED && unmet) {
             reason(g, "signer key %s... is not trusted", hex);
+        } else if (si->what == CERT_REVOKED || (si->what == CERT_FAILED && unmet)) {
+            reason(g, "signer certificate %s: %s", si->subject, si->why);
+        } else if (si->what == CERT_IDENTITY && unmet) {
+            reason(g, "signer certificate %s is not an allowed identity for CA %s", si->subject,
+                   si->ca->name);
         }
     }
-    free(what);
+    free(info);
     if (unmet)
         reason(g, "threshold not met: %u of %u required signatures", r->n_counted, p->threshold);
+    return 0;
 }
 
 static void check_rollback(gate_ctx *g, const tseal_policy *p, const tseal_gate_input *in,
@@ -203,7 +310,7 @@ int tseal_policy_gate(const tseal_policy *p, const tseal_gate_input *in, const t
                       int64_t now, tseal_gate_result *res) {
     if (!res) return tseal_err(TSEAL_E_INVAL, "policy gate: no result");
     memset(res, 0, sizeof *res);
-    if (!p || !in || !in->model_id || (in->n_signers && !in->signer_pks) ||
+    if (!p || !in || !in->model_id || (in->n_signers && !in->signer_pks && !in->signer_chains) ||
         (in->n_attestations && !in->attestations))
         return tseal_err(TSEAL_E_INVAL, "policy gate: bad arguments");
     gate_ctx g = {.res = res};
@@ -229,7 +336,12 @@ int tseal_policy_gate(const tseal_policy *p, const tseal_gate_input *in, const t
         suite_ok = strcmp(p->suites[i], suite) == 0;
     if (!suite_ok) reason(&g, "suite %s is not allowed", tseal_quote(suite, q));
     check_limits(&g, p, in);
-    check_signers(&g, p, in, now);
+    int rc = check_signers(&g, p, in, now);
+    if (rc) {
+        tseal_gate_result_free(res);
+        res->n_counted = 0;
+        return rc;
+    }
     check_rollback(&g, p, in, state);
     check_attest(&g, p, in);
 

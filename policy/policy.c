@@ -7,6 +7,8 @@
  * never silently lose a rule). With an envelope, every signature is verified (and, when a
  * signed policy is required, one of them must be by a policy key) before the payload is parsed.
  */
+#define _GNU_SOURCE /* asprintf */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <cjson/cJSON.h>
@@ -35,6 +37,20 @@ void tseal_policy_free(tseal_policy *p) {
     free(p->models);
     for (unsigned i = 0; i < p->n_attest; i++) free(p->attest[i].type);
     free(p->attest);
+    for (unsigned i = 0; i < p->n_cas; i++) {
+        free(p->cas[i].name);
+        free(p->cas[i].pem);
+        for (unsigned j = 0; j < p->cas[i].n_identities; j++) free(p->cas[i].identities[j]);
+        free(p->cas[i].identities);
+    }
+    free(p->cas);
+    for (unsigned i = 0; i < p->n_crls; i++) {
+        free(p->crl_files[i]);
+        if (p->crl_paths) free(p->crl_paths[i]);
+    }
+    free(p->crl_files);
+    free(p->crl_paths);
+    tseal_x509_trust_free(p->trust);
     free(p->sig_key_ids);
     free(p);
 }
@@ -110,6 +126,8 @@ enum {
     P_LIMITS,
     P_ATTEST,
     P_REQ_STATE,
+    P_CAS,
+    P_CRLS,
     P_COUNT
 };
 static const char *const p_names[P_COUNT] = {"tseal_policy",
@@ -122,7 +140,9 @@ static const char *const p_names[P_COUNT] = {"tseal_policy",
                                              "models",
                                              "limits",
                                              "required_attestations",
-                                             "require_rollback_state"};
+                                             "require_rollback_state",
+                                             "trusted_cas",
+                                             "crl_files"};
 
 enum { S_NAME, S_KEY_ID, S_ALG, S_PK, S_NOT_AFTER, S_COUNT };
 static const char *const s_names[S_COUNT] = {"name", "key_id", "algorithm", "public_key",
@@ -171,10 +191,11 @@ static int parse_signer(const cJSON *o, const char *path, tseal_policy *p, unsig
     return 0;
 }
 
-static int parse_signers(const cJSON *v, tseal_policy *p) {
+/* lo: 1 without trusted_cas, 0 with (one of the two must have entries). */
+static int parse_signers(const cJSON *v, tseal_policy *p, unsigned lo) {
     unsigned n;
-    int rc = get_array(v, "trusted_signers", 1, TSEAL_POLICY_MAX_SIGNERS, &n);
-    if (rc) return rc;
+    int rc = get_array(v, "trusted_signers", lo, TSEAL_POLICY_MAX_SIGNERS, &n);
+    if (rc || n == 0) return rc;
     if (!(p->signers = calloc(n, sizeof *p->signers))) return nomem();
     unsigned i = 0;
     for (const cJSON *c = v->child; c; c = c->next, i++) {
@@ -359,8 +380,138 @@ static int parse_attest(const cJSON *v, tseal_policy *p) {
     return 0;
 }
 
+/* ---- X.509 signers: trusted_cas, crl_files ---------------------------------------------- */
+
+enum { C_NAME, C_CERT, C_IDS, C_COUNT };
+static const char *const c_names[C_COUNT] = {"name", "certificate", "identities"};
+
+static int parse_ca(const cJSON *o, const char *path, tseal_policy *p, unsigned idx) {
+    const cJSON *m[C_COUNT];
+    char sub[POL_PATH_MAX];
+    pol_ca *ca = &p->cas[idx];
+    int rc = pol_want(o, cJSON_IsObject, "an object", path);
+    if (!rc) rc = pol_members(o, path, c_names, C_COUNT, m);
+    for (unsigned i = 0; !rc && i < C_COUNT; i++)
+        if (!m[i]) rc = tseal_err(TSEAL_E_CORRUPT, "%s: missing member \"%s\"", path, c_names[i]);
+    if (rc) return rc;
+    pol_path(sub, path, "name");
+    if ((rc = pol_want_string(m[C_NAME], sub)) != 0) return rc;
+    const char *pr = tseal_key_name_problem(m[C_NAME]->valuestring,
+                                            strnlen(m[C_NAME]->valuestring, TSEAL_KEY_NAME_MAX));
+    if (pr)
+        return tseal_err(TSEAL_E_CORRUPT, "%s: %s (1..%d bytes of printable UTF-8)", sub, pr,
+                         TSEAL_KEY_NAME_MAX - 1);
+    if (!(ca->name = strdup(m[C_NAME]->valuestring))) return nomem();
+    pol_path(sub, path, "certificate");
+    if ((rc = pol_want_string(m[C_CERT], sub)) != 0) return rc;
+    const char *pem = m[C_CERT]->valuestring;
+    if ((rc = pol_ca_check(pem, strlen(pem), sub, ca)) != 0) return rc;
+    if (!(ca->pem = strdup(pem))) return nomem();
+    for (unsigned j = 0; j < idx; j++) {
+        if (memcmp(p->cas[j].fingerprint, ca->fingerprint, TSEAL_HASH_BYTES) == 0)
+            return tseal_err(TSEAL_E_CORRUPT, "%s: the same certificate as trusted_cas[%u]", sub,
+                             j);
+        /* a verified chain names its root by subject: two roots with one subject would make
+         * the identity constraints ambiguous */
+        if (strcmp(p->cas[j].subject, ca->subject) == 0)
+            return tseal_err(TSEAL_E_CORRUPT, "%s: the same subject as trusted_cas[%u]", sub, j);
+    }
+    pol_path(sub, path, "identities");
+    unsigned n;
+    if ((rc = get_array(m[C_IDS], sub, 1, TSEAL_POLICY_MAX_IDENTITIES, &n)) != 0) return rc;
+    if (!(ca->identities = calloc(n, sizeof *ca->identities))) return nomem();
+    unsigned i = 0;
+    for (const cJSON *c = m[C_IDS]->child; c; c = c->next, i++) {
+        char ip[POL_PATH_MAX];
+        pol_path_index(ip, sub, i);
+        if ((rc = pol_want_string(c, ip)) != 0) return rc;
+        const char *ipr = pol_identity_problem(c->valuestring);
+        if (ipr) return tseal_err(TSEAL_E_CORRUPT, "%s: %s", ip, ipr);
+        for (unsigned j = 0; j < i; j++)
+            if (strcmp(ca->identities[j], c->valuestring) == 0)
+                return tseal_err(TSEAL_E_CORRUPT, "%s: the same pattern as %s[%u]", ip, sub, j);
+        if (!(ca->identities[i] = strdup(c->valuestring))) return nomem();
+        ca->n_identities = i + 1;
+    }
+    return 0;
+}
+
+static int parse_cas(const cJSON *v, tseal_policy *p) {
+    unsigned n;
+    int rc = get_array(v, "trusted_cas", 1, TSEAL_POLICY_MAX_CAS, &n);
+    if (rc) return rc;
+    if (!(p->cas = calloc(n, sizeof *p->cas))) return nomem();
+    unsigned i = 0;
+    for (const cJSON *c = v->child; c; c = c->next, i++) {
+        char path[POL_PATH_MAX];
+        pol_path_index(path, "trusted_cas", i);
+        p->n_cas = i + 1;
+        if ((rc = parse_ca(c, path, p, i)) != 0) return rc;
+    }
+    return 0;
+}
+
+static int parse_crls(const cJSON *v, const char *base_dir, tseal_policy *p) {
+    unsigned n;
+    int rc = get_array(v, "crl_files", 0, TSEAL_POLICY_MAX_CRLS, &n);
+    if (rc || n == 0) return rc;
+    if (p->n_cas == 0)
+        return tseal_err(TSEAL_E_CORRUPT, "crl_files: listed without trusted_cas (CRLs apply to "
+                                          "X.509 signers only)");
+    if (!(p->crl_files = calloc(n, sizeof *p->crl_files)) ||
+        !(p->crl_paths = calloc(n, sizeof *p->crl_paths)))
+        return nomem();
+    unsigned i = 0;
+    for (const cJSON *c = v->child; c; c = c->next, i++) {
+        char path[POL_PATH_MAX];
+        pol_path_index(path, "crl_files", i);
+        p->n_crls = i + 1;
+        if ((rc = get_text(c, path, POL_PATH_FILE_MAX, &p->crl_files[i])) != 0) return rc;
+        for (unsigned j = 0; j < i; j++)
+            if (strcmp(p->crl_files[j], p->crl_files[i]) == 0)
+                return tseal_err(TSEAL_E_CORRUPT, "%s: the same file as crl_files[%u]", path, j);
+        const char *f = p->crl_files[i];
+        int ok = f[0] == '/' || !base_dir || !base_dir[0]
+                     ? asprintf(&p->crl_paths[i], "%s", f)
+                     : asprintf(&p->crl_paths[i], "%s/%s", base_dir, f);
+        if (ok < 0) {
+            p->crl_paths[i] = NULL;
+            return nomem();
+        }
+    }
+    return 0;
+}
+
+/* The trust store every gate uses: every trusted CA and every CRL (each file read and checked
+ * strictly first, so that a CRL which does not load is a load error naming it). */
+static int build_trust(tseal_policy *p) {
+    if (p->n_cas == 0) return 0;
+    int rc = tseal_x509_trust_new(&p->trust);
+    for (unsigned i = 0; !rc && i < p->n_cas; i++) {
+        char path[POL_PATH_MAX], sub[POL_PATH_MAX];
+        pol_path_index(path, "trusted_cas", i);
+        pol_path(sub, path, "certificate");
+        rc = tseal_x509_trust_add_ca_pem(p->trust, p->cas[i].pem, strlen(p->cas[i].pem), sub);
+    }
+    for (unsigned i = 0; !rc && i < p->n_crls; i++) {
+        char path[POL_PATH_MAX];
+        pol_path_index(path, "crl_files", i);
+        const char *f = p->crl_paths[i];
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        rc = pol_read_file(f, TSEAL_POLICY_MAX_CRL_BYTES, &buf, &len);
+        if (rc == TSEAL_E_NOTFOUND) /* the policy was found; a file it names is missing */
+            rc = tseal_err(TSEAL_E_IO, "%s: no such file", f);
+        if (!rc) rc = pol_crl_check(buf, len, f);
+        if (!rc) rc = tseal_x509_trust_add_crl_pem(p->trust, (const char *)buf, len, f);
+        free(buf);
+        if (rc) tseal_err_context("%s: ", path);
+    }
+    return rc;
+}
+
 /* The policy object itself (the bare file or an envelope's payload). */
-static int parse_policy_obj(const cJSON *root, tseal_policy *p) {
+static int parse_policy_obj(const cJSON *root, const char *base_dir, tseal_policy *p) {
     const cJSON *m[P_COUNT];
     int rc = pol_members(root, "", p_names, P_COUNT, m);
     if (rc) return rc;
@@ -372,13 +523,18 @@ static int parse_policy_obj(const cJSON *root, tseal_policy *p) {
         return tseal_err(TSEAL_E_UNSUPPORTED,
                          "tseal_policy: version %llu is not supported (this tseal reads 1)",
                          (unsigned long long)ver);
-    static const int required[] = {P_ID, P_SIGNERS, P_MODELS};
+    static const int required[] = {P_ID, P_MODELS};
     for (unsigned i = 0; i < sizeof required / sizeof *required; i++)
         if (!m[required[i]])
             return tseal_err(TSEAL_E_CORRUPT, "missing member \"%s\"", p_names[required[i]]);
+    if (!m[P_SIGNERS] && !m[P_CAS])
+        return tseal_err(TSEAL_E_CORRUPT,
+                         "missing member \"trusted_signers\" (or \"trusted_cas\")");
     if ((rc = get_text(m[P_ID], "policy_id", POL_ID_MAX, &p->id)) != 0) return rc;
     if ((rc = get_date(m[P_EXPIRES], "expires", &p->has_expires, &p->expires)) != 0) return rc;
-    if ((rc = parse_signers(m[P_SIGNERS], p)) != 0) return rc;
+    if (m[P_SIGNERS] && (rc = parse_signers(m[P_SIGNERS], p, m[P_CAS] ? 0 : 1)) != 0) return rc;
+    if (m[P_CAS] && (rc = parse_cas(m[P_CAS], p)) != 0) return rc;
+    if (m[P_CRLS] && (rc = parse_crls(m[P_CRLS], base_dir, p)) != 0) return rc;
     if (m[P_REVOKED] && (rc = parse_revoked(m[P_REVOKED], p)) != 0) return rc;
     p->threshold = 1;
     if (m[P_THRESHOLD]) {
@@ -386,7 +542,11 @@ static int parse_policy_obj(const cJSON *root, tseal_policy *p) {
         if ((rc = pol_want_uint(m[P_THRESHOLD], POL_INT_MAX, "signature_threshold", &t)) != 0)
             return rc;
         if (t == 0) return tseal_err(TSEAL_E_CORRUPT, "signature_threshold: must be at least 1");
-        if (t > p->n_signers)
+        if (p->n_cas && t > TSEAL_POLICY_MAX_SIGNERS)
+            return tseal_err(TSEAL_E_CORRUPT,
+                             "signature_threshold: %llu is more than %d (the limit)",
+                             (unsigned long long)t, TSEAL_POLICY_MAX_SIGNERS);
+        if (!p->n_cas && t > p->n_signers)
             return tseal_err(TSEAL_E_CORRUPT,
                              "signature_threshold: %llu is more than the %u trusted signers",
                              (unsigned long long)t, p->n_signers);
@@ -401,7 +561,7 @@ static int parse_policy_obj(const cJSON *root, tseal_policy *p) {
             return rc;
         p->require_state = cJSON_IsTrue(m[P_REQ_STATE]);
     }
-    return 0;
+    return build_trust(p); /* last: reads files only once the text is known to be valid */
 }
 
 /* ---- the envelope ---------------------------------------------------------------------- */
@@ -464,21 +624,21 @@ static bool is_policy_key(const uint8_t pk[TSEAL_PK_BYTES], const tseal_pubkey *
     return false;
 }
 
-static int parse_bare(const uint8_t *s, size_t len, tseal_policy *p) {
+static int parse_bare(const uint8_t *s, size_t len, const char *base_dir, tseal_policy *p) {
     cJSON *root = NULL;
     int rc = pol_json_parse(s, len, POL_MAX_TOKENS, &root);
     if (rc) return rc;
     if (is_envelope(root))
         rc = tseal_err(TSEAL_E_CORRUPT, "is itself a signed envelope, not a policy");
     else
-        rc = parse_policy_obj(root, p);
+        rc = parse_policy_obj(root, base_dir, p);
     cJSON_Delete(root);
     return rc;
 }
 
 /* An envelope: every signature checked, the trust requirement, then the payload policy. */
 static int parse_envelope(const cJSON *root, const tseal_pubkey *keys, unsigned n_keys,
-                          int require_signed, tseal_policy *p) {
+                          int require_signed, const char *base_dir, tseal_policy *p) {
     const cJSON *m[E_COUNT];
     int rc = pol_members(root, "", e_names, E_COUNT, m);
     for (unsigned i = 0; !rc && i < E_COUNT; i++)
@@ -524,14 +684,14 @@ static int parse_envelope(const cJSON *root, const tseal_pubkey *keys, unsigned 
         rc = tseal_err(TSEAL_E_DENIED, "policy is not signed by a trusted policy key");
         goto out;
     }
-    if ((rc = parse_bare(payload, plen, p)) != 0) tseal_err_context("payload: ");
+    if ((rc = parse_bare(payload, plen, base_dir, p)) != 0) tseal_err_context("payload: ");
 out:
     free(payload);
     return rc;
 }
 
 static int parse_file(const uint8_t *buf, size_t len, const tseal_pubkey *keys, unsigned n_keys,
-                      int require_signed, tseal_policy *p) {
+                      int require_signed, const char *base_dir, tseal_policy *p) {
     if (len > TSEAL_POLICY_MAX_BYTES)
         return tseal_err(TSEAL_E_LIMIT, "%zu bytes, over the limit of %u bytes of a policy file",
                          len, TSEAL_POLICY_MAX_BYTES);
@@ -541,11 +701,11 @@ static int parse_file(const uint8_t *buf, size_t len, const tseal_pubkey *keys, 
     cJSON *root = NULL;
     if ((rc = pol_json_parse(buf, len, POL_MAX_TOKENS, &root)) != 0) return rc;
     if (is_envelope(root)) {
-        rc = parse_envelope(root, keys, n_keys, require_signed, p);
+        rc = parse_envelope(root, keys, n_keys, require_signed, base_dir, p);
     } else if (require_signed) {
         rc = tseal_err(TSEAL_E_DENIED, "policy is unsigned but a signed policy is required");
     } else {
-        rc = parse_policy_obj(root, p);
+        rc = parse_policy_obj(root, base_dir, p);
     }
     cJSON_Delete(root);
     return rc;
@@ -554,6 +714,13 @@ static int parse_file(const uint8_t *buf, size_t len, const tseal_pubkey *keys, 
 int tseal_policy_parse(const uint8_t *buf, size_t len, const char *label,
                        const tseal_pubkey *policy_keys, unsigned n_policy_keys, int require_signed,
                        tseal_policy **out) {
+    return tseal_policy_parse_in(buf, len, label, NULL, policy_keys, n_policy_keys, require_signed,
+                                 out);
+}
+
+int tseal_policy_parse_in(const uint8_t *buf, size_t len, const char *label, const char *base_dir,
+                          const tseal_pubkey *policy_keys, unsigned n_policy_keys,
+                          int require_signed, tseal_policy **out) {
     if (!label) label = "policy";
     if (out) *out = NULL;
     if (!out || (!buf && len) || (!policy_keys && n_policy_keys))
@@ -561,7 +728,7 @@ int tseal_policy_parse(const uint8_t *buf, size_t len, const char *label,
     tseal_policy *p = calloc(1, sizeof *p);
     if (!p) return tseal_err(TSEAL_E_NOMEM, "%s: out of memory", label);
     int rc = parse_file(buf ? buf : (const uint8_t *)"", len, policy_keys, n_policy_keys,
-                        require_signed, p);
+                        require_signed, base_dir, p);
     if (rc) {
         tseal_err_context("%s: ", label);
         tseal_policy_free(p);
@@ -579,7 +746,14 @@ int tseal_policy_load(const char *path, const tseal_pubkey *policy_keys, unsigne
     size_t len;
     int rc = pol_read_file(path, TSEAL_POLICY_MAX_BYTES, &buf, &len);
     if (rc) return rc;
-    rc = tseal_policy_parse(buf, len, path, policy_keys, n_policy_keys, require_signed, out);
+    char *dir = pol_dirname(path);
+    if (!dir) {
+        free(buf);
+        return tseal_err(TSEAL_E_NOMEM, "%s: out of memory", path);
+    }
+    rc =
+        tseal_policy_parse_in(buf, len, path, dir, policy_keys, n_policy_keys, require_signed, out);
+    free(dir);
     free(buf);
     return rc;
 }
@@ -603,4 +777,11 @@ int tseal_policy_is_signed(const tseal_policy *p) {
 
 int tseal_policy_requires_state(const tseal_policy *p) {
     return p && p->require_state;
+}
+
+int tseal_policy_allows_suite(const tseal_policy *p, const char *suite_name) {
+    if (!p || !suite_name) return 0;
+    for (unsigned i = 0; i < p->n_suites; i++)
+        if (strcmp(p->suites[i], suite_name) == 0) return 1;
+    return 0;
 }

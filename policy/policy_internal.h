@@ -24,6 +24,10 @@ struct cJSON;
 #define POL_MAX_TOP_KEYS  64u
 #define POL_PATH_MAX      96 /* member paths in messages ("models[1023].artifact_digests[255]") */
 #define POL_KEY_HEX_BYTES (2 * TSEAL_KEY_ID_BYTES + 1)
+#define POL_IDENTITY_MAX  512  /* bytes of an identity pattern after its type prefix */
+#define POL_PATH_FILE_MAX 4096 /* bytes of a crl_files path */
+#define POL_SUBJECT_MAX   512  /* bytes of an RFC 2253 subject, NUL included (as the x509 API) */
+#define POL_WHY_MAX       384  /* bytes of a certificate verification reason in a denial */
 
 typedef struct {
     char *name;
@@ -40,6 +44,16 @@ typedef struct {
     uint8_t (*pins)[TSEAL_HASH_BYTES];
     unsigned n_pins;
 } pol_model;
+
+typedef struct {
+    char *name;
+    char *pem;                             /* the certificate text, as in the policy */
+    char subject[POL_SUBJECT_MAX];         /* RFC 2253 one-line subject of the root */
+    uint8_t fingerprint[TSEAL_HASH_BYTES]; /* SHA-256 of the DER certificate */
+    int64_t not_before, not_after;
+    char **identities;
+    unsigned n_identities;
+} pol_ca;
 
 typedef struct {
     char *type; /* "audit-report" */
@@ -64,6 +78,13 @@ struct tseal_policy {
     pol_attest *attest;
     unsigned n_attest;
     int require_state;
+    /* X.509 signers: trusted roots, CRLs (paths as written and as opened), and the trust store
+     * built from all of them at load time (NULL when there is no CA), shared by every gate. */
+    pol_ca *cas;
+    unsigned n_cas;
+    char **crl_files, **crl_paths;
+    unsigned n_crls;
+    tseal_x509_trust *trust;
     /* how it was loaded */
     uint8_t digest[TSEAL_HASH_BYTES];
     int is_signed;
@@ -87,6 +108,9 @@ struct tseal_state {
 /* NULL if s[0..len) is 1..max bytes of valid UTF-8 without C0, DEL or C1 controls; else what
  * is wrong ("is empty", "is longer than 128 bytes", ...). */
 const char *pol_text_problem(const char *s, size_t len, size_t max);
+/* s with control characters (C0, DEL, C1) replaced by '?', cut at a UTF-8 character boundary
+ * with "..." to fit in `cap` bytes (cap >= 8), into out. */
+void pol_quote(const char *s, char *out, size_t cap);
 /* A member path: parent.member, or member at the top (parent ""). */
 void pol_path(char out[POL_PATH_MAX], const char *parent, const char *member);
 void pol_path_index(char out[POL_PATH_MAX], const char *parent, unsigned i);
@@ -138,11 +162,33 @@ void pol_buf_free(pol_buf *b);
 
 /* ---- files ----------------------------------------------------------------------------- */
 
+/* The folder of a file path ("." without a slash), malloc'd; NULL when out of memory. */
+char *pol_dirname(const char *path);
 /* Reads a whole file of at most `max` bytes; TSEAL_E_NOTFOUND (with a message) if missing. */
 int pol_read_file(const char *path, size_t max, uint8_t **buf, size_t *len);
 /* Atomic write (temp file, fsync, rename, fsync of the folder); never replaces an existing
  * file unless `replace`. */
 int pol_write_file(const char *path, const void *data, size_t len, unsigned mode, int replace);
+
+/* ---- X.509 (policy_x509.c) -------------------------------------------------------------- */
+
+/* NULL if `s` is an identity pattern: "subject:", "email:", "uri:" or "dns:", then 1..512
+ * bytes of printable UTF-8 with at most one '*'; else what is wrong. */
+const char *pol_identity_problem(const char *s);
+
+/* A trusted CA's PEM text: exactly one "CERTIFICATE" block with nothing but blanks around it,
+ * strict DER, a CA (basicConstraints CA:TRUE; keyCertSign if key usage is present). Fills the
+ * subject, fingerprint and validity of `ca`. TSEAL_E_CORRUPT "<path>: <problem>". */
+int pol_ca_check(const char *pem, size_t len, const char *path, pol_ca *ca);
+/* A CRL file's bytes: one or more "X509 CRL" blocks, nothing else but blanks, each strict DER.
+ * TSEAL_E_CORRUPT "<path>: <problem>". */
+int pol_crl_check(const uint8_t *buf, size_t len, const char *path);
+/* The RFC 2253 subject of a chain's leaf certificate, quoted for a message (control
+ * characters replaced, cut); "" if it cannot be read. */
+void pol_leaf_subject(const tseal_x509_chain *c, char out[POL_SUBJECT_MAX]);
+/* For tseal_policy_init: the one CA certificate of a PEM file, checked as pol_ca_check and
+ * re-encoded as canonical PEM (malloc'd). */
+int pol_ca_file_pem(const char *path, char **pem);
 
 /* ---- state ----------------------------------------------------------------------------- */
 

@@ -13,6 +13,7 @@
 
 #include "crypto_internal.h"
 #include "internal.h"
+#include "model_internal.h"
 #include "policy_internal.h"
 
 #define POLICY_FILE_MODE 0644
@@ -39,6 +40,52 @@ static int init_check_key(const tseal_pubkey *k, unsigned i) {
     return 0;
 }
 
+/* The name of a trusted CA written by init: the PEM file's name without folder and extension
+ * ("certs/bank-root.pem" -> "bank-root"), or "ca". */
+static void ca_name(const char *path, char out[TSEAL_KEY_NAME_MAX]) {
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t n = strcspn(base, ".");
+    if (n >= TSEAL_KEY_NAME_MAX) n = TSEAL_KEY_NAME_MAX - 1;
+    memcpy(out, base, n);
+    out[n] = 0;
+    if (tseal_key_name_problem(out, n) != NULL) snprintf(out, TSEAL_KEY_NAME_MAX, "ca");
+}
+
+/* The trusted_cas and crl_files members for a CA option (after "trusted_signers"). */
+static int init_ca(const tseal_policy_init_opts *o, pol_buf *b) {
+    if (!o->identities || o->n_identities == 0 || o->n_identities > TSEAL_POLICY_MAX_IDENTITIES)
+        return tseal_err(TSEAL_E_INVAL, "a trusted CA needs 1..%d identities (e.g. email:%s)",
+                         TSEAL_POLICY_MAX_IDENTITIES, "release@example.com");
+    for (unsigned i = 0; i < o->n_identities; i++) {
+        const char *id = o->identities[i];
+        const char *pr = id ? pol_identity_problem(id) : "is missing";
+        if (pr) {
+            char q[TSEAL_QUOTE_MAX];
+            return tseal_err(TSEAL_E_INVAL, "identity %s %s", id ? tseal_quote(id, q) : "", pr);
+        }
+        for (unsigned j = 0; j < i; j++)
+            if (strcmp(o->identities[j], id) == 0)
+                return tseal_err(TSEAL_E_INVAL, "identity %u is the same as identity %u", i, j);
+    }
+    char *pem = NULL, name[TSEAL_KEY_NAME_MAX];
+    int rc = pol_ca_file_pem(o->ca_pem_path, &pem);
+    if (rc) return rc;
+    ca_name(o->ca_pem_path, name);
+    pol_buf_add(b, "\n  \"trusted_cas\": [\n    {\n      \"name\": ");
+    pol_buf_str(b, name);
+    pol_buf_add(b, ",\n      \"certificate\": ");
+    pol_buf_str(b, pem);
+    pol_buf_add(b, ",\n      \"identities\": [");
+    for (unsigned i = 0; i < o->n_identities; i++) {
+        pol_buf_add(b, "%s", i ? ", " : "");
+        pol_buf_str(b, o->identities[i]);
+    }
+    pol_buf_add(b, "]\n    }\n  ],\n  \"crl_files\": [],");
+    free(pem);
+    return 0;
+}
+
 static int init_text(const tseal_policy_init_opts *o, pol_buf *b) {
     const char *id = o->policy_id ? o->policy_id : "site-policy";
     const char *pr;
@@ -52,13 +99,20 @@ static int init_text(const tseal_policy_init_opts *o, pol_buf *b) {
     if (o->min_version > POL_INT_MAX)
         return tseal_err(TSEAL_E_INVAL, "minimum version %llu is over 2^53",
                          (unsigned long long)o->min_version);
-    if (!o->trusted || o->n_trusted == 0 || o->n_trusted > TSEAL_POLICY_MAX_SIGNERS)
-        return tseal_err(TSEAL_E_INVAL, "1..%d trusted signing keys are required",
-                         TSEAL_POLICY_MAX_SIGNERS);
+    bool ca = o->ca_pem_path != NULL;
+    if (!ca && o->n_identities)
+        return tseal_err(TSEAL_E_INVAL, "identities are given without a trusted CA");
+    if ((!ca && (!o->trusted || o->n_trusted == 0)) || (o->n_trusted && !o->trusted) ||
+        o->n_trusted > TSEAL_POLICY_MAX_SIGNERS)
+        return tseal_err(TSEAL_E_INVAL, "1..%d trusted signing keys are required%s",
+                         TSEAL_POLICY_MAX_SIGNERS, ca ? "" : " (or a trusted CA)");
     unsigned threshold = o->threshold ? o->threshold : 1;
-    if (threshold > o->n_trusted)
+    if (!ca && threshold > o->n_trusted)
         return tseal_err(TSEAL_E_INVAL, "threshold %u is more than the %u trusted keys", threshold,
                          o->n_trusted);
+    if (threshold > TSEAL_POLICY_MAX_SIGNERS)
+        return tseal_err(TSEAL_E_INVAL, "threshold %u is more than %d (the limit)", threshold,
+                         TSEAL_POLICY_MAX_SIGNERS);
     char when[32], quoted[40];
     if (o->expires) {
         int64_t back;
@@ -91,10 +145,16 @@ static int init_text(const tseal_policy_init_opts *o, pol_buf *b) {
                     hex, b64);
         free(b64);
     }
+    pol_buf_add(b, "%s],", o->n_trusted ? "\n  " : "");
+    int rc = ca ? init_ca(o, b) : 0;
+    if (rc) return rc;
+    const char *suites = o->fips_only ? "\"" TSEAL_SUITE_NAME_FIPS "\""
+                         : ca         ? "\"" TSEAL_SUITE_NAME_V1 "\", \"" TSEAL_SUITE_NAME_FIPS "\""
+                                      : "\"" TSEAL_SUITE_NAME_V1 "\"";
     pol_buf_add(b,
-                "\n  ],\n  \"revoked_key_ids\": [],\n  \"signature_threshold\": %u,\n"
-                "  \"allowed_suites\": [\"%s\"],\n  \"models\": [\n    {\"model_id\": ",
-                threshold, TSEAL_SUITE_NAME_V1);
+                "\n  \"revoked_key_ids\": [],\n  \"signature_threshold\": %u,\n"
+                "  \"allowed_suites\": [%s],\n  \"models\": [\n    {\"model_id\": ",
+                threshold, suites);
     pol_buf_str(b, o->model_id);
     pol_buf_add(b,
                 ", \"min_version\": %llu}\n  ],\n  \"limits\": {},\n"
@@ -114,7 +174,10 @@ int tseal_policy_init(const tseal_policy_init_opts *o, const char *path, int for
         return rc;
     }
     tseal_policy *check = NULL;
-    rc = tseal_policy_parse((const uint8_t *)b.p, b.len, path, NULL, 0, 0, &check);
+    char *dir = pol_dirname(path);
+    rc = dir ? tseal_policy_parse_in((const uint8_t *)b.p, b.len, path, dir, NULL, 0, 0, &check)
+             : tseal_err(TSEAL_E_NOMEM, "out of memory");
+    free(dir);
     tseal_policy_free(check);
     if (rc) { /* a bug: what init writes must load */
         pol_buf_free(&b);
@@ -140,13 +203,18 @@ int tseal_policy_sign(const char *policy_path, const tseal_seckey *key, const ch
     size_t len = 0, plen = 0;
     tseal_policy *p = NULL;
     cJSON *root = NULL;
-    char *payload_b64 = NULL, *sig_b64 = NULL, *pk_b64 = NULL;
+    char *payload_b64 = NULL, *sig_b64 = NULL, *pk_b64 = NULL, *in_dir = NULL, *out_dir = NULL;
     pol_buf b = {0};
     uint8_t id[TSEAL_KEY_ID_BYTES];
     char hex[POL_KEY_HEX_BYTES];
     if ((rc = pol_read_file(policy_path, TSEAL_POLICY_MAX_BYTES, &buf, &len)) != 0) goto out;
-    /* the whole file as the strict reader sees it: a valid policy, every signature valid */
-    if ((rc = tseal_policy_parse(buf, len, policy_path, NULL, 0, 0, &p)) != 0) goto out;
+    if (!(in_dir = pol_dirname(policy_path)) || !(out_dir = pol_dirname(out_path))) {
+        rc = tseal_err(TSEAL_E_NOMEM, "out of memory");
+        goto out;
+    }
+    /* the whole file as the strict reader sees it: a valid policy, every signature valid, every
+     * CRL file loaded */
+    if ((rc = tseal_policy_parse_in(buf, len, policy_path, in_dir, NULL, 0, 0, &p)) != 0) goto out;
     if ((rc = tseal_key_id_checked(TSEAL_ALG_ED25519, key->pub.pk, id)) != 0) goto out;
     tseal_key_id_hex(id, hex);
     for (unsigned i = 0; i < p->n_sigs; i++)
@@ -213,11 +281,18 @@ int tseal_policy_sign(const char *policy_path, const tseal_seckey *key, const ch
                        out_path, b.len, TSEAL_POLICY_MAX_BYTES);
         goto out;
     }
+    bool crls = p->n_crls > 0;
     tseal_policy_free(p);
     p = NULL;
-    if ((rc = tseal_policy_parse((const uint8_t *)b.p, b.len, out_path, &key->pub, 1, 1, &p))) {
-        rc = tseal_err(TSEAL_E_INTERNAL, "policy sign wrote an invalid envelope: %s",
-                       tseal_errmsg());
+    /* as it will be read where it is written: relative crl_files must be found from there */
+    if ((rc = tseal_policy_parse_in((const uint8_t *)b.p, b.len, out_path, out_dir, &key->pub, 1, 1,
+                                    &p))) {
+        if (crls && (rc == TSEAL_E_IO || rc == TSEAL_E_CORRUPT || rc == TSEAL_E_LIMIT))
+            tseal_err_context("the signed policy would not load where it is written (crl_files "
+                              "are relative to its folder): ");
+        else
+            rc = tseal_err(TSEAL_E_INTERNAL, "policy sign wrote an invalid envelope: %s",
+                           tseal_errmsg());
         goto out;
     }
     rc = pol_write_file(out_path, b.p, b.len, POLICY_FILE_MODE, force);
@@ -229,6 +304,8 @@ out:
     free(payload_b64);
     free(payload_dec);
     free(buf);
+    free(in_dir);
+    free(out_dir);
     cJSON_Delete(root);
     tseal_policy_free(p);
     return rc;
@@ -266,6 +343,28 @@ char *tseal_policy_explain(const tseal_policy *p) {
         if (s->has_not_after) pol_fmt_time(s->not_after, when);
         pol_buf_add(&b, "  %s  key %s  not after: %s\n", s->name, hex,
                     s->has_not_after ? when : "never");
+    }
+    pol_buf_add(&b, "trusted CAs (X.509 signers):%s\n", p->n_cas ? "" : " none");
+    for (unsigned i = 0; i < p->n_cas; i++) {
+        const pol_ca *c = &p->cas[i];
+        pol_hex(c->fingerprint, TSEAL_HASH_BYTES, dhex);
+        pol_fmt_time(c->not_after, when);
+        pol_buf_add(&b, "  %s  root %s\n    SHA-256 fingerprint %s  not after: %s\n", c->name,
+                    c->subject, dhex, when);
+        pol_buf_add(&b, "    allowed identities:");
+        for (unsigned j = 0; j < c->n_identities; j++)
+            pol_buf_add(&b, "%s %s", j ? "," : "", c->identities[j]);
+        pol_buf_add(&b, "\n");
+    }
+    if (p->n_cas)
+        pol_buf_add(&b, "CRL files:%s\n",
+                    p->n_crls ? " (revocation checked for every certificate of a chain)"
+                              : " none (revocation is not checked)");
+    for (unsigned i = 0; i < p->n_crls; i++) {
+        pol_buf_add(&b, "  %s", p->crl_files[i]);
+        if (strcmp(p->crl_files[i], p->crl_paths[i]) != 0)
+            pol_buf_add(&b, "  (%s)", p->crl_paths[i]);
+        pol_buf_add(&b, "\n");
     }
     pol_buf_add(&b, "revoked keys:%s\n", p->n_revoked ? "" : " none");
     for (unsigned i = 0; i < p->n_revoked; i++) {

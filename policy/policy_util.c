@@ -34,6 +34,23 @@ const char *pol_text_problem(const char *s, size_t len, size_t max) {
     return NULL;
 }
 
+void pol_quote(const char *s, char *out, size_t cap) {
+    const size_t keep = cap - 4; /* room for "..." and the NUL */
+    size_t i = 0;
+    for (; s[i] && i < keep; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool c1 = c == 0xC2 && (unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] < 0xA0;
+        out[i] = (c < 0x20 || c == 0x7F || c1) ? '?' : (char)c;
+        if (c1 && i + 1 < keep) out[++i] = '?';
+    }
+    if (s[i]) {
+        while (i > 0 && ((unsigned char)s[i] & 0xC0) == 0x80) i--;
+        memcpy(out + i, "...", 4);
+    } else {
+        out[i] = 0;
+    }
+}
+
 void pol_path(char out[POL_PATH_MAX], const char *parent, const char *member) {
     if (!parent || !parent[0])
         snprintf(out, POL_PATH_MAX, "%s", member);
@@ -345,6 +362,8 @@ void pol_buf_str(pol_buf *b, const char *s) {
         unsigned char u = (unsigned char)*c;
         if (u == '"' || u == '\\')
             pol_buf_add(b, "\\%c", u);
+        else if (u == '\n')
+            pol_buf_add(b, "\\n"); /* PEM text */
         else if (u < 0x20 || u == 0x7F)
             pol_buf_add(b, "\\u%04x", u);
         else
@@ -363,7 +382,9 @@ void pol_buf_free(pol_buf *b) {
 int pol_read_file(const char *path, size_t max, uint8_t **buf, size_t *len) {
     *buf = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO named by a policy (crl_files) must not hang; a regular
+     * file reads as usual, anything else is refused below */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         int e = errno;
         if (e == ENOENT) return tseal_err(TSEAL_E_NOTFOUND, "%s: no such file", path);
@@ -410,6 +431,11 @@ int pol_read_file(const char *path, size_t max, uint8_t **buf, size_t *len) {
     *buf = b;
     *len = n;
     return 0;
+}
+
+char *pol_dirname(const char *path) {
+    const char *slash = strrchr(path, '/');
+    return slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
 }
 
 static int fsync_parent(const char *path) {

@@ -14,6 +14,7 @@
 
 #include "tseal.h"
 #include "tseal_crypto.h"
+#include "tseal_fips.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -29,8 +30,16 @@ extern "C" {
 #define TSEAL_POLICY_MAX_DEPTH   8 /* JSON nesting */
 #define TSEAL_POLICY_SIG_TYPE    "tseal/policy"
 #define TSEAL_SUITE_NAME_V1      "ed25519-x25519-chacha20poly1305-sha256"
+#define TSEAL_SUITE_NAME_FIPS    "fips-p256-aes256gcm-sha256" /* container suite 2 */
 #define TSEAL_STATE_MAX_BYTES    (16u << 20)
 #define TSEAL_STATE_MAX_ENTRIES  100000u /* (model, signer) pairs in a state file */
+
+/* X.509 signers (docs/POLICY.md, trusted_cas and crl_files). */
+#define TSEAL_POLICY_MAX_CAS        64          /* trusted_cas entries */
+#define TSEAL_POLICY_MAX_IDENTITIES 32          /* identity patterns per trusted CA */
+#define TSEAL_POLICY_MAX_CRLS       16          /* crl_files entries */
+#define TSEAL_POLICY_MAX_CRL_BYTES  (16u << 20) /* one CRL file */
+#define TSEAL_POLICY_MAX_CA_PEM     TSEAL_X509_MAX_CHAIN_BYTES /* a trusted CA's PEM text */
 
 typedef struct tseal_policy tseal_policy;
 
@@ -44,10 +53,16 @@ typedef struct tseal_policy tseal_policy;
  */
 int tseal_policy_load(const char *path, const tseal_pubkey *policy_keys, unsigned n_policy_keys,
                       int require_signed, tseal_policy **out);
-/* The same over memory (fuzzing, tests). */
+/* The same over memory (fuzzing, tests). Relative crl_files paths are relative to the current
+ * directory (tseal_policy_load: to the policy file's folder). */
 int tseal_policy_parse(const uint8_t *buf, size_t len, const char *label,
                        const tseal_pubkey *policy_keys, unsigned n_policy_keys, int require_signed,
                        tseal_policy **out);
+/* tseal_policy_parse with relative crl_files paths resolved against `base_dir` (NULL: the
+ * current directory), e.g. the folder the policy bytes were read from. */
+int tseal_policy_parse_in(const uint8_t *buf, size_t len, const char *label, const char *base_dir,
+                          const tseal_pubkey *policy_keys, unsigned n_policy_keys,
+                          int require_signed, tseal_policy **out);
 void tseal_policy_free(tseal_policy *p);
 
 const char *tseal_policy_id(const tseal_policy *p);
@@ -57,6 +72,9 @@ void tseal_policy_digest(const tseal_policy *p, uint8_t out[TSEAL_HASH_BYTES]);
 int tseal_policy_is_signed(const tseal_policy *p);
 /* 1 if the policy demands a rollback state file ("require_rollback_state": true). */
 int tseal_policy_requires_state(const tseal_policy *p);
+/* 1 if the policy lists this suite name in allowed_suites (what decides which suite may load:
+ * a caller can refuse an artifact of another suite before doing any work). */
+int tseal_policy_allows_suite(const tseal_policy *p, const char *suite_name);
 
 /* Human-readable explanation of a policy (what `tseal policy show` prints). Malloc'd text. */
 char *tseal_policy_explain(const tseal_policy *p);
@@ -70,6 +88,14 @@ typedef struct {
     uint64_t min_version;
     int64_t expires;    /* policy expiry, unix seconds, 0 = none */
     unsigned threshold; /* 0 = 1 */
+    /* Optional: trust X.509 signers issued under this root CA (a PEM file holding exactly one
+     * CA certificate), constrained to these identity patterns (1..32, the syntax of
+     * tseal_x509_identity_matches, e.g. "email:release@acme.com"). With a CA, `trusted` may
+     * be empty and allowed_suites lists both suites. */
+    const char *ca_pem_path;
+    const char *const *identities;
+    unsigned n_identities;
+    int fips_only; /* allowed_suites = [TSEAL_SUITE_NAME_FIPS] only (no downgrade to v1) */
 } tseal_policy_init_opts;
 /* Writes pretty JSON to `path` (temp + rename; refuses to overwrite unless force). */
 int tseal_policy_init(const tseal_policy_init_opts *o, const char *path, int force);
@@ -102,12 +128,23 @@ typedef struct {
     unsigned n_signers;
     const tseal_attestation *attestations;
     unsigned n_attestations;
+    /* X.509 signers (the FIPS suite), parallel to signer_pks: NULL (the array, or an entry) is
+     * an Ed25519 signer whose key is signer_pks[i]; non-NULL is a certificate chain (leaf
+     * first) whose leaf key the caller has verified the signature with (signer_pks[i] is then
+     * ignored and signer_pks may be NULL if every signer is X.509). The gate verifies the chain
+     * against the policy's trusted CAs and CRLs. */
+    const tseal_x509_chain *const *signer_chains;
+    /* Key id of every signer (X.509: of the P-256 leaf key), as the container names them;
+     * NULL: derived by the gate. The gate checks them against the keys and chains
+     * (TSEAL_E_INVAL on a mismatch). */
+    const uint8_t (*signer_key_ids)[TSEAL_KEY_ID_BYTES];
 } tseal_gate_input;
 
 typedef struct {
     char **reasons; /* every denial reason, in a stable order */
     unsigned n_reasons;
-    /* The signers that counted toward the threshold (trusted, not revoked, not expired). */
+    /* The signers that counted toward the threshold (trusted, not revoked, not expired), by
+     * key id (X.509 signers: the leaf key's id). */
     uint8_t counted[TSEAL_POLICY_MAX_SIGNERS][TSEAL_KEY_ID_BYTES];
     unsigned n_counted;
 } tseal_gate_result;
@@ -137,7 +174,9 @@ int tseal_state_record(tseal_state *s, const char *path, const char *model_id,
  * requires a state). `now` in unix seconds. Reasons use the wording of docs/POLICY.md, e.g.
  * "signer key 3f2a1b... is revoked", "version 11 < minimum 12 for model acme/credit-7b",
  * "artifact expired 2026-10-01T00:00:00Z", "suite foo is not allowed",
- * "threshold not met: 1 of 2 required signatures", "rollback: version 11 < 12 already accepted".
+ * "threshold not met: 1 of 2 required signatures", "rollback: version 11 < 12 already accepted",
+ * "signer certificate CN=x: certificate has expired",
+ * "signer certificate CN=x is not an allowed identity for CA bank-pki".
  */
 int tseal_policy_gate(const tseal_policy *p, const tseal_gate_input *in, const tseal_state *state,
                       int64_t now, tseal_gate_result *res);

@@ -143,6 +143,59 @@ expect_rc 3 "audit-verify of an edited report" "$T" audit-verify "$W/edited.json
 expect_rc 0 "audit-verify --json" "$T" audit-verify "$W/report.json" --trust "$W/auditor.sign.pub" --json
 grep -q '"passed":[[:space:]]*true' "$W/out" && ok "audit-verify JSON says passed" || bad "audit-verify JSON says passed"
 
+# ---- the FIPS suite with X.509 signers (a PKI made with the openssl command) ----------------
+P="$W/pki"
+mkdir -p "$P"
+pki() { openssl "$@" >/dev/null 2>&1 || bad "openssl $1"; }
+pki req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$P/root.key" -out "$P/root.pem" \
+    -days 30 -subj "/CN=Bank Root CA/O=Bank" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign"
+printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\nsubjectAltName=email:release@acme.example\n' >"$P/leaf.cnf"
+for who in signer second; do
+    pki req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$P/$who.key.pem" -out "$P/$who.csr" \
+        -subj "/CN=acme-$who/O=Acme"
+    pki x509 -req -in "$P/$who.csr" -CA "$P/root.pem" -CAkey "$P/root.key" -CAcreateserial -out "$P/$who.pem" \
+        -days 10 -extfile "$P/leaf.cnf"
+    chmod 600 "$P/$who.key.pem"
+done
+expect_rc 0 "keygen --recipient --suite fips" "$T" keygen --recipient "$W/fbank" --suite fips --json
+grep -q '"suite": "fips"' "$W/out" && ok "keygen JSON names the suite" || bad "keygen JSON names the suite"
+head -1 "$W/fbank.pub" | grep -q "BEGIN PUBLIC KEY" && ok "P-256 public key is SPKI PEM" || bad "P-256 public key is SPKI PEM"
+head -1 "$W/fbank.key" | grep -q "BEGIN PRIVATE KEY" && ok "P-256 secret key is PKCS#8 PEM" || bad "P-256 secret key is PKCS#8 PEM"
+[ "$(stat -c %a "$W/fbank.key")" = 600 ] && ok "P-256 secret key mode 0600" || bad "P-256 secret key mode 0600"
+expect_rc 2 "keygen --suite bogus" "$T" keygen --recipient "$W/x" --suite bogus
+expect_rc 0 "pack --suite fips --sign-cert" "$T" pack "$W/m" -o "$W/f.tseal" --suite fips --sign-key "$P/signer.key.pem" \
+    --sign-cert "$P/signer.pem" -r "$W/fbank.pub" --model-id acme/credit-7b --version 12 -q
+expect_rc 0 "inspect --json (fips)" "$T" inspect "$W/f.tseal" --json
+grep -q '"suite":[[:space:]]*"fips-p256-aes256gcm-sha256"' "$W/out" && ok "inspect --json shows the FIPS suite" ||
+    bad "inspect --json shows the FIPS suite"
+expect_rc 0 "verify --trust-ca --key" "$T" verify "$W/f.tseal" --trust-ca "$P/root.pem" --key "$W/fbank.key" -q
+expect_rc 0 "verify --trust-ca --identity" "$T" verify "$W/f.tseal" --trust-ca "$P/root.pem" \
+    --identity "email:release@acme.example" -q
+expect_rc 3 "verify with another identity" "$T" verify "$W/f.tseal" --trust-ca "$P/root.pem" \
+    --certificate-identity "email:someone@else.example"
+expect_err "matches no trusted identity" "identity refusal says why"
+expect_rc 3 "verify with another CA" "$T" verify "$W/f.tseal" --trust-ca "$P/signer.pem"
+expect_rc 2 "--identity without --trust-ca" "$T" verify "$W/f.tseal" --trust "$W/vendor.sign.pub" --identity "email:x@y"
+expect_rc 0 "unpack (fips)" "$T" unpack "$W/f.tseal" --trust-ca "$P/root.pem" --key "$W/fbank.key" -o "$W/fout" -q
+diff -r "$W/m" "$W/fout" >/dev/null && ok "FIPS unpack restores every file byte for byte" ||
+    bad "FIPS unpack restores every file byte for byte"
+expect_rc 3 "unpack a FIPS container with an X25519 key" "$T" unpack "$W/f.tseal" --trust-ca "$P/root.pem" \
+    --key "$W/bank.key" -o "$W/fout2"
+[ -e "$W/fout2" ] && bad "failed unpack left output" || ok "failed unpack left no output"
+expect_rc 2 "pack --sign-cert without --suite fips" "$T" pack "$W/m" -o "$W/g.tseal" --sign-key "$P/signer.key.pem" \
+    --sign-cert "$P/signer.pem" -r "$W/fbank.pub" --model-id acme/credit-7b --version 12 -q
+expect_rc 0 "sign --add --sign-cert" "$T" sign --add "$W/f.tseal" --sign-key "$P/second.key.pem" \
+    --sign-cert "$P/second.pem" -o "$W/f2.tseal"
+expect_rc 0 "verify two X.509 signatures" "$T" verify "$W/f2.tseal" --trust-ca "$P/root.pem" --json
+grep -q '"trusted_signatures":[[:space:]]*2' "$W/out" && ok "both certificate signatures trusted" ||
+    bad "both certificate signatures trusted: $(cat "$W/out")"
+expect_rc 0 "policy init --trust-ca --identity --fips-only" "$T" policy init --trust-ca "$P/root.pem" \
+    --identity "email:release@acme.example" --fips-only --model acme/credit-7b --min-version 12 -o "$W/fips.json"
+expect_rc 0 "FIPS-only policy allows the FIPS artifact" "$T" verify "$W/f.tseal" --policy "$W/fips.json" -q
+expect_rc 3 "FIPS-only policy refuses a default-suite artifact" "$T" verify "$W/m.tseal" --policy "$W/fips.json"
+expect_err "is not allowed" "downgrade refusal names the suite"
+
 if [ "$fails" -ne 0 ]; then
     echo "tests/cli.sh: $fails failure(s)"
     exit 1

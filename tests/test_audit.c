@@ -217,7 +217,12 @@ static void write_policy(afx *f, unsigned threshold, uint64_t min_version) {
     tseal_pubkey keys[2];
     cr_assert_eq(tseal_pubkey_read(f->vendor_pub, &keys[0]), 0);
     cr_assert_eq(tseal_pubkey_read(f->validator_pub, &keys[1]), 0);
-    tseal_policy_init_opts po = {"bank-prod", keys, 2, "acme/credit-7b", min_version, 0, threshold};
+    tseal_policy_init_opts po = {.policy_id = "bank-prod",
+                                 .trusted = keys,
+                                 .n_trusted = 2,
+                                 .model_id = "acme/credit-7b",
+                                 .min_version = min_version,
+                                 .threshold = threshold};
     cr_assert_eq(tseal_policy_init(&po, f->policy, 1), 0, "%s", tseal_errmsg());
 }
 

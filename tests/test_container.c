@@ -577,7 +577,7 @@ Test(container_attack, header_lengths_and_offsets) {
     EDIT((b[12 + 52] = 0, resign(b, f.vendor)), TSEAL_E_CORRUPT, "recipient");
     EDIT((b[12 + 52] = 65, resign(b, f.vendor)), TSEAL_E_CORRUPT, "recipient");
     EDIT((b[12] = 2, resign(b, f.vendor)), TSEAL_E_UNSUPPORTED, "format version");
-    EDIT((b[12 + 2] = 2, resign(b, f.vendor)), TSEAL_E_UNSUPPORTED, "suite");
+    EDIT((b[12 + 2] = 3, resign(b, f.vendor)), TSEAL_E_UNSUPPORTED, "suite");
     EDIT((b[12 + 4] = 1, resign(b, f.vendor)), TSEAL_E_UNSUPPORTED, "critical");
     EDIT((seg_entry(b, &l, 0)[0] = 9, resign(b, f.vendor)), TSEAL_E_CORRUPT, "kind");
     EDIT((b[12 + TSEAL_HDR_FIXED] = 0x01, resign(b, f.vendor)), TSEAL_E_CORRUPT, "model id");

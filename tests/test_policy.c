@@ -5,6 +5,8 @@
  */
 #include "st_testutil.h"
 
+#include "pki_testutil.h"
+
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/resource.h>
@@ -1546,4 +1548,793 @@ Test(policy_tools, explain_mentions_every_rule) {
         cr_assert_not_null(strstr(text, want2[i]), "explain lacks \"%s\":\n%s", want2[i], text);
     free(text);
     tseal_policy_free(p);
+}
+
+/* ---- X.509 signers: trusted_cas, crl_files, the gate, init ---------------------------------- */
+
+#define DAY      86400ll
+#define YEAR     (365 * DAY)
+#define BANK_IDS "[\"email:release@bank.example\", \"subject:CN=bank-release-*\"]"
+
+/* The test PKI (pki_testutil.h): two roots, an issuing CA under the bank root. */
+static pki_cert *ROOT, *ICA, *OTHER_ROOT;
+/* Chains made by a test, freed by its fini. */
+static tseal_x509_chain *CHAINS[32];
+static unsigned n_chains;
+
+/* A path in the test folder that stays valid for the whole test (tu_path rotates buffers). */
+static const char *P(const char *name) {
+    return fmt("%s", tu_path(name));
+}
+
+static void x509_setup(void) {
+    setup();
+    ROOT = make_root("Bank Root", NOW - YEAR, NOW + 10 * YEAR);
+    ICA = make_intermediate(ROOT, "Bank Issuing CA", NOW - YEAR, NOW + 5 * YEAR);
+    OTHER_ROOT = make_root("Other Root", NOW - YEAR, NOW + 10 * YEAR);
+}
+
+static void x509_teardown(void) {
+    for (unsigned i = 0; i < n_chains; i++) tseal_x509_chain_free(CHAINS[i]);
+    n_chains = 0;
+    pki_free(ROOT);
+    pki_free(ICA);
+    pki_free(OTHER_ROOT);
+    ROOT = ICA = OTHER_ROOT = NULL;
+    teardown();
+}
+
+TestSuite(policy_x509_parse, .init = x509_setup, .fini = x509_teardown);
+TestSuite(policy_x509_gate, .init = x509_setup, .fini = x509_teardown);
+TestSuite(policy_x509_tools, .init = x509_setup, .fini = x509_teardown);
+
+/* s as a JSON string literal (PEM line breaks as \n). */
+static const char *jstr(const char *s) {
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    cr_assert_not_null(f);
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '\n')
+            fputs("\\n", f);
+        else if (*s == '\r')
+            fputs("\\r", f);
+        else if (*s == '"' || *s == '\\')
+            fprintf(f, "\\%c", *s);
+        else
+            fputc(*s, f);
+    }
+    fputc('"', f);
+    fclose(f);
+    return own(out);
+}
+
+static const char *cert_pem(const pki_cert *c) {
+    return own(pki_cert_pem(c->cert, NULL));
+}
+
+/* A trusted_cas entry with certificate text `pem` (a JSON literal) and identities (JSON). */
+static const char *ca_entry_raw(const char *name, const char *pem_json, const char *ids) {
+    return fmt("{\"name\": \"%s\", \"certificate\": %s, \"identities\": %s}", name, pem_json, ids);
+}
+
+static const char *ca_entry(const char *name, const pki_cert *root, const char *ids) {
+    return ca_entry_raw(name, jstr(cert_pem(root)), ids);
+}
+
+/* A FIPS policy: the vendor's Ed25519 key, the bank root for the bank identities, the FIPS
+ * suite only; `extra` members appended. */
+static const char *xpol(const char *extra) {
+    return pol(fmt(", \"trusted_cas\": [%s], \"allowed_suites\": [\"%s\"]%s",
+                   ca_entry("bank-pki", ROOT, BANK_IDS), TSEAL_SUITE_NAME_FIPS,
+                   extra ? extra : ""));
+}
+
+/* A policy with only trusted_cas (no trusted_signers member). */
+static const char *xpol_cas(const char *cas, const char *extra) {
+    return fmt("{\"tseal_policy\": 1, \"policy_id\": \"bank-prod\", \"trusted_cas\": [%s], "
+               "\"allowed_suites\": [\"%s\"], \"models\": " DEFAULT_MODELS "%s}\n",
+               cas, TSEAL_SUITE_NAME_FIPS, extra ? extra : "");
+}
+
+static const char *const SAN_RELEASE[] = {"email:release@bank.example", NULL};
+static const char *const SAN_OTHER[] = {"email:intern@bank.example", NULL};
+
+/* A code-signing leaf under `issuer`, valid [nb, na]. */
+static pki_cert *leaf(const pki_cert *issuer, const char *cn, const char *const *sans, int64_t nb,
+                      int64_t na) {
+    return make_leaf(issuer, cn, sans, "critical,digitalSignature", "codeSigning", (time_t)nb,
+                     (time_t)na);
+}
+
+/* The chain leaf (+ intermediate) as a container would carry it, freed by the fini. */
+static const tseal_x509_chain *chain(const pki_cert *l, const pki_cert *ica) {
+    const char *lp = P(fmt("leaf%u.pem", n_chains)), *cp = P(fmt("ica%u.pem", n_chains));
+    pki_write_cert(lp, l->cert);
+    if (ica) pki_write_cert(cp, ica->cert);
+    cr_assert_lt(n_chains, 32);
+    tseal_x509_chain *c = NULL;
+    cr_assert_eq(tseal_x509_chain_load(lp, ica ? cp : NULL, &c), 0, "%s", tseal_errmsg());
+    CHAINS[n_chains++] = c;
+    return c;
+}
+
+static void leaf_key_id(const tseal_x509_chain *c, uint8_t id[16]) {
+    uint8_t pk[TSEAL_P256_PK_BYTES];
+    cr_assert_eq(tseal_x509_leaf_pubkey(c, pk), 0, "%s", tseal_errmsg());
+    tseal_p256_key_id(pk, id);
+}
+
+static const char *leaf_kid(const tseal_x509_chain *c) {
+    uint8_t id[16];
+    char hex[33];
+    leaf_key_id(c, id);
+    tseal_key_id_hex(id, hex);
+    return fmt("%s", hex);
+}
+
+/* Signers of a FIPS artifact: Ed25519 keys (K index) or chains, in order. */
+static const tseal_x509_chain *CH[8];
+static uint8_t IDS[8][TSEAL_KEY_ID_BYTES];
+
+static tseal_gate_input fips_artifact(void) {
+    tseal_gate_input in = artifact();
+    in.suite_name = TSEAL_SUITE_NAME_FIPS;
+    memset(CH, 0, sizeof CH);
+    in.signer_chains = CH;
+    in.n_signers = 0;
+    return in;
+}
+
+static void add_ed(tseal_gate_input *in, int k) {
+    memcpy(PKS[in->n_signers], K[k]->pub.pk, 32);
+    CH[in->n_signers++] = NULL;
+}
+
+static void add_cert(tseal_gate_input *in, const tseal_x509_chain *c) {
+    memset(PKS[in->n_signers], 0, 32);
+    CH[in->n_signers++] = c;
+}
+
+static const char *subj(const char *cn) {
+    return fmt("signer certificate CN=%s,O=tseal test", cn);
+}
+
+/* ---- parsing ----------------------------------------------------------------------------- */
+
+Test(policy_x509_parse, accepts_cas_identities_and_crls) {
+    X509_CRL *crl_root = make_crl(ROOT, NULL, 0, NOW - DAY, NOW + 30 * DAY);
+    X509_CRL *crl_ica = make_crl(ICA, NULL, 0, NOW - DAY, NOW + 30 * DAY);
+    cr_assert_eq(mkdir(P("etc"), 0700), 0);
+    pki_write_crl(P("etc/root.crl.pem"), crl_root);
+    X509_CRL *both[2] = {crl_ica, crl_root};
+    pki_write_crls(P("both.crl.pem"), both, 2); /* an absolute path, several CRLs */
+    const char *j =
+        pol(fmt(", \"trusted_cas\": [%s, %s], \"crl_files\": [\"root.crl.pem\", \"%s\"], "
+                "\"signature_threshold\": 256, \"allowed_suites\": [\"%s\", \"%s\"]",
+                ca_entry("bank-pki", ROOT, BANK_IDS),
+                ca_entry("other", OTHER_ROOT,
+                         "[\"uri:https://acme.example/*\", \"dns:*.acme.example\", "
+                         "\"email:*\", \"subject:CN=x\"]"),
+                P("both.crl.pem"), TSEAL_SUITE_NAME_V1, TSEAL_SUITE_NAME_FIPS));
+    /* relative crl_files are relative to the policy file's folder, wherever the process is */
+    tu_write_str(P("etc/policy.json"), j);
+    tseal_policy *p = NULL;
+    cr_assert_eq(tseal_policy_load(P("etc/policy.json"), NULL, 0, 0, &p), 0, "%s", tseal_errmsg());
+    cr_assert_eq(p->n_cas, 2);
+    cr_assert_str_eq(p->cas[0].name, "bank-pki");
+    cr_assert_str_eq(p->cas[0].subject, "CN=Bank Root,O=tseal test");
+    cr_assert_str_eq(p->cas[1].subject, "CN=Other Root,O=tseal test");
+    cr_assert_eq(p->cas[1].n_identities, 4);
+    cr_assert_eq(p->cas[0].not_after, NOW + 10 * YEAR);
+    cr_assert_eq(p->n_crls, 2);
+    cr_assert_str_eq(p->crl_paths[0], fmt("%s/etc/root.crl.pem", tu_dir));
+    cr_assert_not_null(p->trust);
+    cr_assert_eq(p->threshold, 256); /* X.509 signers are not listed: up to the limit */
+    cr_assert(tseal_policy_allows_suite(p, TSEAL_SUITE_NAME_FIPS));
+    cr_assert(tseal_policy_allows_suite(p, TSEAL_SUITE_NAME_V1));
+    tseal_policy_free(p);
+    /* over memory, the same relative path is relative to the current folder (not found) */
+    tu_assert_err(tseal_policy_parse((const uint8_t *)j, strlen(j), "policy.json", NULL, 0, 0, &p),
+                  TSEAL_E_IO, "policy.json: crl_files[0]: root.crl.pem: no such file");
+    cr_assert_eq(tseal_policy_parse_in((const uint8_t *)j, strlen(j), "policy.json", P("etc"), NULL,
+                                       0, 0, &p),
+                 0, "%s", tseal_errmsg());
+    tseal_policy_free(p);
+    /* trusted_signers is optional (or empty) with trusted_cas */
+    p = parse_ok(xpol_cas(ca_entry("bank-pki", ROOT, BANK_IDS), NULL));
+    cr_assert_eq(p->n_signers, 0);
+    cr_assert_null(p->trust == NULL ? NULL : (void *)0);
+    tseal_policy_free(p);
+    tseal_policy_free(parse_ok(xpol_cas(ca_entry("bank-pki", ROOT, BANK_IDS),
+                                        ", \"trusted_signers\": [], \"crl_files\": []")));
+    X509_CRL_free(crl_root);
+    X509_CRL_free(crl_ica);
+}
+
+Test(policy_x509_parse, signers_or_cas_required_and_threshold) {
+    parse_fails("{\"tseal_policy\": 1, \"policy_id\": \"x\", \"models\": " DEFAULT_MODELS "}",
+                TSEAL_E_CORRUPT, "missing member \"trusted_signers\" (or \"trusted_cas\")");
+    parse_fails(fmt("{\"tseal_policy\": 1, \"policy_id\": \"x\", \"trusted_signers\": [], "
+                    "\"trusted_cas\": [], \"models\": " DEFAULT_MODELS "}"),
+                TSEAL_E_CORRUPT, "trusted_cas: needs at least 1 entries");
+    parse_fails(xpol(", \"signature_threshold\": 257"), TSEAL_E_CORRUPT,
+                "signature_threshold: 257 is more than 256 (the limit)");
+    parse_fails(pol(", \"signature_threshold\": 2"), TSEAL_E_CORRUPT,
+                "signature_threshold: 2 is more than the 1 trusted signers");
+}
+
+Test(policy_x509_parse, malformed_members) {
+    const char *ok = ca_entry("bank-pki", ROOT, BANK_IDS);
+    const char *pem = jstr(cert_pem(ROOT));
+    parse_fails(pol(fmt(", \"trusted_cas\": %s", ok)), TSEAL_E_CORRUPT,
+                "trusted_cas: is an object, not an array");
+    parse_fails(pol(", \"trusted_cas\": [\"bank\"]"), TSEAL_E_CORRUPT,
+                "trusted_cas[0]: is a string, not an object");
+    parse_fails(pol(fmt(", \"trusted_cas\": [%s, 7]", ok)), TSEAL_E_CORRUPT,
+                "trusted_cas[1]: is a number, not an object");
+    parse_fails(
+        pol(", \"trusted_cas\": [{\"name\": \"x\", \"certificate\": 1, \"identities\": []}]"),
+        TSEAL_E_CORRUPT, "trusted_cas[0].certificate: is a number, not a string");
+    parse_fails(pol(fmt(", \"trusted_cas\": [%s]", ca_entry_raw("x", pem, "\"email:a@b\""))),
+                TSEAL_E_CORRUPT, "trusted_cas[0].identities: is a string, not an array");
+    parse_fails(pol(fmt(", \"trusted_cas\": [%s]", ca_entry_raw("x", pem, "[1]"))), TSEAL_E_CORRUPT,
+                "trusted_cas[0].identities[0]: is a number, not a string");
+    parse_fails(pol(fmt(", \"trusted_cas\": [%s]", ca_entry_raw("x", pem, "[]"))), TSEAL_E_CORRUPT,
+                "trusted_cas[0].identities: needs at least 1 entries");
+    parse_fails(pol(fmt(", \"trusted_cas\": [%s]", ca_entry_raw("", pem, BANK_IDS))),
+                TSEAL_E_CORRUPT, "trusted_cas[0].name: ");
+    parse_fails(pol(fmt(", \"trusted_cas\": [%s]", ca_entry_raw("a\\u0007", pem, BANK_IDS))),
+                TSEAL_E_CORRUPT, "trusted_cas[0].name: ");
+    parse_fails(pol(fmt(", \"trusted_cas\": [{\"name\": \"x\", \"certificate\": %s}]", pem)),
+                TSEAL_E_CORRUPT, "trusted_cas[0]: missing member \"identities\"");
+    parse_fails(pol(fmt(", \"trusted_cas\": [{\"name\": \"x\", \"certificate\": %s, "
+                        "\"identities\": " BANK_IDS ", \"path_len\": 1}]",
+                        pem)),
+                TSEAL_E_CORRUPT, "trusted_cas[0]: unknown member \"path_len\"");
+    /* identity patterns */
+    static const struct {
+        const char *ids, *why;
+    } bad[] = {
+        {"[\"release@bank.example\"]", "[0]: is not an identity pattern"},
+        {"[\"EMAIL:release@bank.example\"]", "[0]: is not an identity pattern"},
+        {"[\"x509:CN=a\"]", "[0]: is not an identity pattern"},
+        {"[\"email:\"]", "[0]: has no text after the type"},
+        {"[\"uri:https://*.acme/*\"]", "[0]: has more than one '*'"},
+        {"[\"subject:CN=a\\nO=b\"]", "[0]: is not 1..512 bytes of printable UTF-8"},
+        {"[\"dns:a\", \"dns:b\", \"dns:a\"]", "identities[2]: the same pattern as "},
+    };
+    for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++)
+        parse_fails(pol(fmt(", \"trusted_cas\": [%s]", ca_entry_raw("x", pem, bad[i].ids))),
+                    TSEAL_E_CORRUPT, bad[i].why);
+    /* too many */
+    char *ids = NULL, *cas = NULL, *crls = NULL;
+    size_t l1, l2, l3;
+    FILE *fi = open_memstream(&ids, &l1), *fc = open_memstream(&cas, &l2),
+         *fr = open_memstream(&crls, &l3);
+    for (unsigned i = 0; i <= TSEAL_POLICY_MAX_IDENTITIES; i++)
+        fprintf(fi, "%s\"dns:h%u.example\"", i ? ", " : "[", i);
+    fputc(']', fi);
+    for (unsigned i = 0; i <= TSEAL_POLICY_MAX_CAS; i++) fprintf(fc, "%s%s", i ? ", " : "", ok);
+    for (unsigned i = 0; i <= TSEAL_POLICY_MAX_CRLS; i++)
+        fprintf(fr, "%s\"c%u.pem\"", i ? ", " : "[", i);
+    fputc(']', fr);
+    fclose(fi);
+    fclose(fc);
+    fclose(fr);
+    own(ids), own(cas), own(crls);
+    parse_fails(pol(fmt(", \"trusted_cas\": [%s]", ca_entry_raw("x", pem, ids))), TSEAL_E_LIMIT,
+                "trusted_cas[0].identities: more than 32 entries (the limit)");
+    parse_fails(pol(fmt(", \"trusted_cas\": [%s]", cas)), TSEAL_E_LIMIT,
+                "trusted_cas: more than 64 entries (the limit)");
+    parse_fails(xpol(fmt(", \"crl_files\": %s", crls)), TSEAL_E_LIMIT,
+                "crl_files: more than 16 entries (the limit)");
+    /* duplicates */
+    parse_fails(pol(fmt(", \"trusted_cas\": [%s, %s]", ok, ok)), TSEAL_E_CORRUPT,
+                "trusted_cas[1].certificate: the same certificate as trusted_cas[0]");
+    pki_cert *again = make_root("Bank Root", NOW - YEAR, NOW + YEAR); /* same subject, new key */
+    parse_fails(pol(fmt(", \"trusted_cas\": [%s, %s]", ok, ca_entry("again", again, BANK_IDS))),
+                TSEAL_E_CORRUPT, "trusted_cas[1].certificate: the same subject as trusted_cas[0]");
+    pki_free(again);
+    /* crl_files */
+    parse_fails(xpol(", \"crl_files\": \"x.pem\""), TSEAL_E_CORRUPT,
+                "crl_files: is a string, not an array");
+    parse_fails(xpol(", \"crl_files\": [3]"), TSEAL_E_CORRUPT,
+                "crl_files[0]: is a number, not a string");
+    parse_fails(xpol(", \"crl_files\": [\"\"]"), TSEAL_E_CORRUPT, "crl_files[0]: is empty");
+    parse_fails(xpol(", \"crl_files\": [\"a.pem\", \"a.pem\"]"), TSEAL_E_CORRUPT,
+                "crl_files[1]: the same file as crl_files[0]");
+    parse_fails(pol(", \"crl_files\": [\"a.pem\"]"), TSEAL_E_CORRUPT,
+                "crl_files: listed without trusted_cas");
+}
+
+Test(policy_x509_parse, certificate_must_be_one_strict_pem_ca_root) {
+    const char *root = cert_pem(ROOT), *other = cert_pem(OTHER_ROOT);
+    size_t rl = strlen(root);
+    static const char *const end = "-----END CERTIFICATE-----\n";
+    const char *b64 = root + strlen("-----BEGIN CERTIFICATE-----\n");
+    struct {
+        const char *pem, *why;
+        int code;
+    } bad[] = {
+        {"", "is empty", TSEAL_E_CORRUPT},
+        {"hello", "text at offset 0 is not a PEM block", TSEAL_E_CORRUPT},
+        {fmt("  %s", root), "text at offset 2 is not a PEM block", TSEAL_E_CORRUPT},
+        {fmt("subject=CN=Bank Root\n%s", root), "text at offset 0 is not a PEM block",
+         TSEAL_E_CORRUPT},
+        {fmt("%s%s", root, other), "more than one certificate, or text after it", TSEAL_E_CORRUPT},
+        {fmt("%sjunk\n", root), "more than one certificate, or text after it", TSEAL_E_CORRUPT},
+        {fmt("-----BEGIN X509 CRL-----\n%.*s-----END X509 CRL-----\n",
+             (int)(strlen(b64) - strlen(end)), b64),
+         "PEM block at offset 0 is \"X509 CRL\", not \"CERTIFICATE\"", TSEAL_E_CORRUPT},
+        {fmt("-----BEGIN CERTIFICATE\n%s", b64), "malformed PEM", TSEAL_E_CORRUPT},
+        {fmt("-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: "
+             "AES-128-CBC,00112233445566778899AABBCCDDEEFF\n\n%s",
+             b64),
+         "PEM block at offset 0 has headers", TSEAL_E_CORRUPT},
+        {fmt("-----BEGIN CERTIFICATE-----\nAAAA%s", b64), "", TSEAL_E_CORRUPT},
+        {fmt("-----BEGIN CERTIFICATE-----\nTUlJ\n%s", end), "is not a DER X.509 certificate",
+         TSEAL_E_CORRUPT},
+        {fmt("%.*s\xc3\xa9\n", (int)rl - 1, root), "is not PEM text", TSEAL_E_CORRUPT},
+    };
+    for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++)
+        parse_fails(
+            pol(fmt(", \"trusted_cas\": [%s]", ca_entry_raw("x", jstr(bad[i].pem), BANK_IDS))),
+            bad[i].code, fmt("trusted_cas[0].certificate: %s", bad[i].why));
+    /* blanks around the block are fine */
+    tseal_policy_free(
+        parse_ok(pol(fmt(", \"trusted_cas\": [%s]",
+                         ca_entry_raw("x", jstr(fmt(" \r\n\n%s\n\n", root)), BANK_IDS)))));
+    /* over the size limit */
+    char *big = malloc(TSEAL_POLICY_MAX_CA_PEM + 2);
+    cr_assert_not_null(big);
+    memset(big, ' ', TSEAL_POLICY_MAX_CA_PEM + 1);
+    memcpy(big, root, rl);
+    big[TSEAL_POLICY_MAX_CA_PEM + 1] = 0;
+    parse_fails(pol(fmt(", \"trusted_cas\": [%s]", ca_entry_raw("x", jstr(own(big)), BANK_IDS))),
+                TSEAL_E_LIMIT, "trusted_cas[0].certificate: more than 65536 bytes");
+}
+
+Test(policy_x509_parse, root_that_is_not_a_ca_is_refused) {
+    pki_cert *l = leaf(ICA, "bank-release-1", SAN_RELEASE, NOW - DAY, NOW + DAY);
+    parse_fails(pol(fmt(", \"trusted_cas\": [%s]", ca_entry("x", l, BANK_IDS))), TSEAL_E_CORRUPT,
+                "trusted_cas[0].certificate: is not a CA certificate (basicConstraints CA:TRUE "
+                "is required)");
+    /* a self-signed certificate without CA:TRUE */
+    pki_cert *self = pki_make(NULL, "Self", pki_key_p256(), NOW - DAY, NOW + DAY, false, NULL,
+                              "critical,digitalSignature", NULL);
+    parse_fails(pol(fmt(", \"trusted_cas\": [%s]", ca_entry("x", self, BANK_IDS))), TSEAL_E_CORRUPT,
+                "is not a CA certificate");
+    /* an intermediate is a CA, but not a root: chains are built up to a self-signed root */
+    parse_fails(pol(fmt(", \"trusted_cas\": [%s]", ca_entry("x", ICA, BANK_IDS))), TSEAL_E_CORRUPT,
+                "trusted_cas[0].certificate: is not a root (self-signed) CA certificate");
+    /* a CA with a second key usage extension: an invalid certificate */
+    pki_cert *dup = pki_make(NULL, "Dup", pki_key_p256(), NOW - DAY, NOW + DAY, true, NULL,
+                             "digitalSignature", NULL);
+    parse_fails(pol(fmt(", \"trusted_cas\": [%s]", ca_entry("x", dup, BANK_IDS))), TSEAL_E_CORRUPT,
+                "trusted_cas[0].certificate: has an invalid or duplicate extension");
+    pki_free(l);
+    pki_free(self);
+    pki_free(dup);
+}
+
+Test(policy_x509_parse, crl_files_must_load) {
+    const char *path = P("policy.json");
+    tseal_policy *p = (tseal_policy *)1;
+    /* missing */
+    tu_write_str(path, xpol(", \"crl_files\": [\"missing.crl.pem\"]"));
+    tu_assert_err(tseal_policy_load(path, NULL, 0, 0, &p), TSEAL_E_IO,
+                  fmt("%s: crl_files[0]: %s: no such file", path, P("missing.crl.pem")));
+    cr_assert_null(p);
+    /* not PEM, not a CRL, empty, garbage after, a folder */
+    X509_CRL *crl = make_crl(ICA, NULL, 0, NOW - DAY, NOW + DAY);
+    pki_write_crl(P("good.crl.pem"), crl);
+    char *good = (char *)tu_read(P("good.crl.pem"), NULL);
+    own(good);
+    unsigned char *der = NULL;
+    int dl = i2d_X509_CRL(crl, &der);
+    cr_assert_gt(dl, 0);
+    tu_write(P("der.crl"), der, (size_t)dl);
+    OPENSSL_free(der);
+    tu_write_str(P("cert.pem"), cert_pem(ROOT));
+    tu_write_str(P("empty.pem"), "");
+    tu_write_str(P("trailing.pem"), fmt("%sjunk\n", good));
+    cr_assert_eq(mkdir(P("dir.pem"), 0700), 0);
+    static const struct {
+        const char *file, *why;
+        int code;
+    } bad[] = {
+        {"der.crl", "is not PEM text (a DER CRL converts with", TSEAL_E_CORRUPT},
+        {"cert.pem", "PEM block at offset 0 is \"CERTIFICATE\", not \"X509 CRL\"", TSEAL_E_CORRUPT},
+        {"empty.pem", "is empty", TSEAL_E_CORRUPT},
+        {"trailing.pem", "text at offset", TSEAL_E_CORRUPT},
+        {"dir.pem", "not a regular file", TSEAL_E_INVAL},
+    };
+    for (unsigned i = 0; i < sizeof bad / sizeof *bad; i++) {
+        tu_write_str(path, xpol(fmt(", \"crl_files\": [\"good.crl.pem\", \"%s\"]", bad[i].file)));
+        tu_assert_err(tseal_policy_load(path, NULL, 0, 0, &p), bad[i].code,
+                      fmt("crl_files[1]: %s: %s", P(bad[i].file), bad[i].why));
+        cr_assert_null(p);
+    }
+    tu_write_str(path, xpol(", \"crl_files\": [\"good.crl.pem\"]"));
+    cr_assert_eq(tseal_policy_load(path, NULL, 0, 0, &p), 0, "%s", tseal_errmsg());
+    tseal_policy_free(p);
+    X509_CRL_free(crl);
+}
+
+/* ---- the gate ---------------------------------------------------------------------------- */
+
+static int xgate(const char *json, const tseal_gate_input *in, tseal_gate_result *res) {
+    return gate(json, in, NULL, res);
+}
+
+Test(policy_x509_gate, valid_chain_with_an_allowed_identity_counts) {
+    pki_cert *l = leaf(ICA, "release-bot", SAN_RELEASE, NOW - DAY, NOW + YEAR);
+    const tseal_x509_chain *c = chain(l, ICA);
+    tseal_gate_input in = fips_artifact();
+    add_cert(&in, c);
+    tseal_gate_result res;
+    cr_assert_eq(xgate(xpol_cas(ca_entry("bank-pki", ROOT, BANK_IDS), NULL), &in, &res), 0, "%s",
+                 tseal_errmsg());
+    cr_assert_eq(res.n_counted, 1);
+    uint8_t id[16];
+    leaf_key_id(c, id);
+    cr_assert_arr_eq(res.counted[0], id, 16);
+    tseal_gate_result_free(&res);
+    /* a subject pattern matches the common name, without any SAN; signer_pks may be NULL */
+    pki_cert *l2 = leaf(ICA, "bank-release-7", NULL, NOW - DAY, NOW + YEAR);
+    in.n_signers = 0;
+    add_cert(&in, chain(l2, ICA));
+    in.signer_pks = NULL;
+    assert_allowed(xpol(NULL), &in, NULL);
+    pki_free(l);
+    pki_free(l2);
+}
+
+Test(policy_x509_gate, identity_mismatch_is_denied) {
+    pki_cert *l = leaf(ICA, "intern", SAN_OTHER, NOW - DAY, NOW + YEAR);
+    tseal_gate_input in = fips_artifact();
+    add_cert(&in, chain(l, ICA));
+    const char *j = xpol(NULL);
+    assert_denied(j, &in, NULL, 2,
+                  fmt("%s is not an allowed identity for CA bank-pki", subj("intern")));
+    assert_denied(j, &in, NULL, 2, "threshold not met: 0 of 1 required signatures");
+    /* as an extra co-signer of an artifact the vendor signed, it does not deny */
+    in.n_signers = 0;
+    add_ed(&in, VENDOR);
+    add_cert(&in, CH[0] ? CH[0] : chain(l, ICA));
+    tseal_gate_result res;
+    cr_assert_eq(xgate(j, &in, &res), 0, "%s", tseal_errmsg());
+    cr_assert_eq(res.n_counted, 1);
+    tseal_gate_result_free(&res);
+    pki_free(l);
+}
+
+Test(policy_x509_gate, untrusted_ca_is_denied) {
+    pki_cert *l = leaf(OTHER_ROOT, "release-bot", SAN_RELEASE, NOW - DAY, NOW + YEAR);
+    tseal_gate_input in = fips_artifact();
+    add_cert(&in, chain(l, NULL));
+    assert_denied(xpol(NULL), &in, NULL, 2,
+                  fmt("%s: not issued by a trusted CA", subj("release-bot")));
+    /* a policy without any CA */
+    assert_denied(
+        pol(fmt(", \"allowed_suites\": [\"%s\"]", TSEAL_SUITE_NAME_FIPS)), &in, NULL, 2,
+        fmt("%s: not issued by a trusted CA (the policy trusts no CA)", subj("release-bot")));
+    /* a chain that carries a root of its own does not make that root trusted */
+    pki_cert *l2 = leaf(ICA, "release-bot", SAN_RELEASE, NOW - DAY, NOW + YEAR);
+    in.n_signers = 0;
+    add_cert(&in, chain(l2, ICA));
+    assert_denied(xpol_cas(ca_entry("other", OTHER_ROOT, BANK_IDS), NULL), &in, NULL, 2,
+                  "not issued by a trusted CA");
+    pki_free(l);
+    pki_free(l2);
+}
+
+Test(policy_x509_gate, expired_or_not_yet_valid_leaf_is_denied) {
+    pki_cert *old = leaf(ICA, "release-bot", SAN_RELEASE, NOW - 30 * DAY, NOW - DAY);
+    pki_cert *early = leaf(ICA, "release-bot", SAN_RELEASE, NOW + DAY, NOW + YEAR);
+    tseal_gate_input in = fips_artifact();
+    add_cert(&in, chain(old, ICA));
+    assert_denied(xpol(NULL), &in, NULL, 2,
+                  fmt("%s: certificate has expired", subj("release-bot")));
+    in.n_signers = 0;
+    add_cert(&in, chain(early, ICA));
+    assert_denied(xpol(NULL), &in, NULL, 2, "certificate is not yet valid");
+    pki_free(old);
+    pki_free(early);
+}
+
+Test(policy_x509_gate, key_usage_must_allow_code_signing) {
+    pki_cert *tls = make_leaf(ICA, "release-bot", SAN_RELEASE, "critical,digitalSignature",
+                              "serverAuth", (time_t)(NOW - DAY), (time_t)(NOW + YEAR));
+    tseal_gate_input in = fips_artifact();
+    add_cert(&in, chain(tls, ICA));
+    assert_denied(xpol(NULL), &in, NULL, 2, "extended key usage does not allow code signing");
+    pki_free(tls);
+}
+
+Test(policy_x509_gate, revoked_leaf_always_denies) {
+    pki_cert *ok = leaf(ICA, "bank-release-1", NULL, NOW - DAY, NOW + YEAR);
+    pki_cert *bad = leaf(ICA, "bank-release-2", NULL, NOW - DAY, NOW + YEAR);
+    X509_CRL *crl_ica = make_crl(ICA, &bad->serial, 1, NOW - DAY, NOW + 30 * DAY);
+    X509_CRL *crl_root = make_crl(ROOT, NULL, 0, NOW - DAY, NOW + 30 * DAY);
+    pki_write_crl(P("ica.crl.pem"), crl_ica);
+    pki_write_crl(P("root.crl.pem"), crl_root);
+    const char *j =
+        xpol(fmt(", \"crl_files\": [\"%s\", \"%s\"]", P("ica.crl.pem"), P("root.crl.pem")));
+    tseal_gate_input in = fips_artifact();
+    /* a certificate the CRLs do not revoke counts */
+    add_cert(&in, chain(ok, ICA));
+    assert_allowed(j, &in, NULL);
+    /* the revoked one denies, even next to valid signers that meet the threshold */
+    add_ed(&in, VENDOR);
+    add_cert(&in, chain(bad, ICA));
+    assert_denied(j, &in, NULL, 1, fmt("%s: certificate is revoked", subj("bank-release-2")));
+    /* once a CRL is listed, every issuer needs one: without the root's CRL nothing counts */
+    in.n_signers = 0;
+    add_cert(&in, CHAINS[0]);
+    assert_denied(xpol(fmt(", \"crl_files\": [\"%s\"]", P("ica.crl.pem"))), &in, NULL, 2,
+                  fmt("%s: no CRL for CN=Bank Root,O=tseal test", subj("bank-release-1")));
+    /* an expired CRL fails closed */
+    X509_CRL *stale = make_crl(ICA, NULL, 0, NOW - 30 * DAY, NOW - DAY);
+    pki_write_crl(P("stale.crl.pem"), stale);
+    assert_denied(
+        xpol(fmt(", \"crl_files\": [\"%s\", \"%s\"]", P("stale.crl.pem"), P("root.crl.pem"))), &in,
+        NULL, 2, "CRL has expired");
+    X509_CRL_free(crl_ica);
+    X509_CRL_free(crl_root);
+    X509_CRL_free(stale);
+    pki_free(ok);
+    pki_free(bad);
+}
+
+Test(policy_x509_gate, revoked_key_ids_apply_to_leaf_keys) {
+    pki_cert *l = leaf(ICA, "release-bot", SAN_RELEASE, NOW - DAY, NOW + YEAR);
+    const tseal_x509_chain *c = chain(l, ICA);
+    tseal_gate_input in = fips_artifact();
+    add_ed(&in, VENDOR);
+    add_cert(&in, c);
+    assert_denied(xpol(fmt(", \"revoked_key_ids\": [\"%s\"]", leaf_kid(c))), &in, NULL, 1,
+                  fmt("signer key %.16s... is revoked", leaf_kid(c)));
+    pki_free(l);
+}
+
+Test(policy_x509_gate, fips_only_refuses_a_downgrade) {
+    const char *fips_only = pol(fmt(", \"allowed_suites\": [\"%s\"]", TSEAL_SUITE_NAME_FIPS));
+    tseal_gate_input in = artifact(); /* a v1 artifact the trusted vendor signed */
+    assert_denied(fips_only, &in, NULL, 1,
+                  "suite ed25519-x25519-chacha20poly1305-sha256 is not allowed");
+    in.suite_name = TSEAL_SUITE_NAME_FIPS;
+    assert_allowed(fips_only, &in, NULL);
+    /* and the other way: the default policy allows only v1 */
+    assert_denied(pol(NULL), &in, NULL, 1, "suite fips-p256-aes256gcm-sha256 is not allowed");
+    tseal_policy *p = parse_ok(fips_only);
+    cr_assert(tseal_policy_allows_suite(p, TSEAL_SUITE_NAME_FIPS));
+    cr_assert_not(tseal_policy_allows_suite(p, TSEAL_SUITE_NAME_V1));
+    cr_assert_not(tseal_policy_allows_suite(p, NULL));
+    tseal_policy_free(p);
+    /* a FIPS artifact with a valid certificate, under a FIPS-only policy with a CA */
+    pki_cert *l = leaf(ICA, "release-bot", SAN_RELEASE, NOW - DAY, NOW + YEAR);
+    in = fips_artifact();
+    add_cert(&in, chain(l, ICA));
+    assert_allowed(xpol(NULL), &in, NULL);
+    in.suite_name = TSEAL_SUITE_NAME_V1;
+    assert_denied(xpol(NULL), &in, NULL, 1,
+                  "suite ed25519-x25519-chacha20poly1305-sha256 is not allowed");
+    pki_free(l);
+}
+
+Test(policy_x509_gate, mixed_threshold_counts_distinct_keys_of_both_kinds) {
+    pki_cert *l = leaf(ICA, "release-bot", SAN_RELEASE, NOW - DAY, NOW + YEAR);
+    const tseal_x509_chain *c = chain(l, ICA);
+    const char *j = xpol(", \"signature_threshold\": 2");
+    tseal_gate_input in = fips_artifact();
+    add_ed(&in, VENDOR);
+    add_cert(&in, c);
+    tseal_gate_result res;
+    cr_assert_eq(xgate(j, &in, &res), 0, "%s", tseal_errmsg());
+    cr_assert_eq(res.n_counted, 2);
+    cr_assert_arr_eq(res.counted[0], K[VENDOR]->pub.key_id, 16);
+    uint8_t id[16];
+    leaf_key_id(c, id);
+    cr_assert_arr_eq(res.counted[1], id, 16);
+    tseal_gate_result_free(&res);
+    /* the same leaf key twice (another chain for it) counts once */
+    in.n_signers = 0;
+    add_cert(&in, c);
+    add_cert(&in, chain(l, ICA));
+    assert_denied(j, &in, NULL, 1, "threshold not met: 1 of 2 required signatures");
+    /* one of each kind, but the certificate is of another identity */
+    pki_cert *l2 = leaf(ICA, "intern", SAN_OTHER, NOW - DAY, NOW + YEAR);
+    in.n_signers = 0;
+    add_ed(&in, VENDOR);
+    add_cert(&in, chain(l2, ICA));
+    assert_denied(j, &in, NULL, 2, "threshold not met: 1 of 2 required signatures");
+    assert_denied(j, &in, NULL, 2, "is not an allowed identity for CA bank-pki");
+    pki_free(l);
+    pki_free(l2);
+}
+
+Test(policy_x509_gate, signer_key_ids_are_checked) {
+    pki_cert *l = leaf(ICA, "release-bot", SAN_RELEASE, NOW - DAY, NOW + YEAR);
+    const tseal_x509_chain *c = chain(l, ICA);
+    tseal_gate_input in = fips_artifact();
+    add_ed(&in, VENDOR);
+    add_cert(&in, c);
+    memcpy(IDS[0], K[VENDOR]->pub.key_id, 16);
+    leaf_key_id(c, IDS[1]);
+    in.signer_key_ids = (const uint8_t(*)[TSEAL_KEY_ID_BYTES])IDS;
+    assert_allowed(xpol(NULL), &in, NULL);
+    tseal_policy *p = parse_ok(xpol(NULL));
+    tseal_gate_result res;
+    IDS[1][0] ^= 1; /* not the leaf's key id */
+    tu_assert_err(tseal_policy_gate(p, &in, NULL, NOW, &res), TSEAL_E_INVAL,
+                  "signer_key_ids[1] is not the key id of signer 1");
+    cr_assert_eq(res.n_reasons, 0);
+    cr_assert_eq(res.n_counted, 0);
+    IDS[1][0] ^= 1;
+    IDS[0][0] ^= 1; /* not the Ed25519 key's id */
+    tu_assert_err(tseal_policy_gate(p, &in, NULL, NOW, &res), TSEAL_E_INVAL,
+                  "signer_key_ids[0] is not the key id of signer 0");
+    /* an Ed25519 signer needs its public key */
+    in.signer_key_ids = NULL;
+    in.signer_pks = NULL;
+    tu_assert_err(tseal_policy_gate(p, &in, NULL, NOW, &res), TSEAL_E_INVAL,
+                  "signer 0 has no public key");
+    tseal_policy_free(p);
+    pki_free(l);
+}
+
+Test(policy_x509_gate, rollback_state_per_leaf_key) {
+    pki_cert *l = leaf(ICA, "release-bot", SAN_RELEASE, NOW - DAY, NOW + YEAR);
+    const tseal_x509_chain *c = chain(l, ICA);
+    tseal_gate_input in = fips_artifact();
+    add_cert(&in, c);
+    tseal_state *st = state_of(fmt("{\"tseal_state\": 1, \"accepted\": [{\"model_id\": \"%s\", "
+                                   "\"signer_key_id\": \"%s\", \"version\": 13}]}",
+                                   MODEL, leaf_kid(c)));
+    assert_denied(xpol(NULL), &in, st, 1,
+                  fmt("rollback: version 12 < 13 already accepted for model %s by signer %.16s...",
+                      MODEL, leaf_kid(c)));
+    tseal_state_free(st);
+    pki_free(l);
+}
+
+/* ---- init, sign, explain ----------------------------------------------------------------- */
+
+Test(policy_x509_tools, init_with_a_ca) {
+    const char *ca = P("bank-root.pem"), *path = P("policy.json");
+    /* an `openssl x509 -text` style dump around the block is fine; only the block is kept */
+    tu_write_str(ca, fmt("Certificate:\n    Subject: CN=Bank Root\n%s", cert_pem(ROOT)));
+    const char *ids[] = {"email:release@bank.example", "subject:CN=bank-release-*"};
+    tseal_policy_init_opts o = {.model_id = MODEL,
+                                .min_version = 12,
+                                .ca_pem_path = ca,
+                                .identities = ids,
+                                .n_identities = 2};
+    cr_assert_eq(tseal_policy_init(&o, path, 0), 0, "%s", tseal_errmsg());
+    tseal_policy *p = NULL;
+    cr_assert_eq(tseal_policy_load(path, NULL, 0, 0, &p), 0, "%s", tseal_errmsg());
+    cr_assert_eq(p->n_signers, 0);
+    cr_assert_eq(p->n_cas, 1);
+    cr_assert_str_eq(p->cas[0].name, "bank-root");
+    cr_assert_str_eq(p->cas[0].pem, cert_pem(ROOT));
+    cr_assert_eq(p->cas[0].n_identities, 2);
+    cr_assert_str_eq(p->cas[0].identities[1], "subject:CN=bank-release-*");
+    cr_assert(tseal_policy_allows_suite(p, TSEAL_SUITE_NAME_V1));
+    cr_assert(tseal_policy_allows_suite(p, TSEAL_SUITE_NAME_FIPS));
+    pki_cert *l = leaf(ICA, "release-bot", SAN_RELEASE, NOW - DAY, NOW + YEAR);
+    tseal_gate_input in = fips_artifact();
+    add_cert(&in, chain(l, ICA));
+    tseal_gate_result res;
+    cr_assert_eq(tseal_policy_gate(p, &in, NULL, NOW, &res), 0, "%s", tseal_errmsg());
+    tseal_gate_result_free(&res);
+    tseal_policy_free(p);
+    /* --fips-only, with an Ed25519 key as well and a threshold of 2 */
+    tseal_pubkey keys[1] = {K[VENDOR]->pub};
+    o.trusted = keys;
+    o.n_trusted = 1;
+    o.threshold = 2;
+    o.fips_only = 1;
+    cr_assert_eq(tseal_policy_init(&o, path, 1), 0, "%s", tseal_errmsg());
+    cr_assert_eq(tseal_policy_load(path, NULL, 0, 0, &p), 0, "%s", tseal_errmsg());
+    cr_assert_eq(p->n_signers, 1);
+    cr_assert_eq(p->threshold, 2);
+    cr_assert_eq(p->n_suites, 1);
+    cr_assert_str_eq(p->suites[0], TSEAL_SUITE_NAME_FIPS);
+    add_ed(&in, VENDOR);
+    cr_assert_eq(tseal_policy_gate(p, &in, NULL, NOW, &res), 0, "%s", tseal_errmsg());
+    tseal_gate_result_free(&res);
+    in.suite_name = TSEAL_SUITE_NAME_V1;
+    cr_assert_eq(tseal_policy_gate(p, &in, NULL, NOW, &res), TSEAL_E_DENIED);
+    cr_assert(has_reason(&res, "suite ed25519-x25519-chacha20poly1305-sha256 is not allowed"));
+    tseal_gate_result_free(&res);
+    tseal_policy_free(p);
+    pki_free(l);
+}
+
+Test(policy_x509_tools, init_rejects_bad_ca_options) {
+    const char *path = P("policy.json"), *ca = P("root.pem");
+    const char *ids[] = {"email:release@bank.example", "bad", "email:release@bank.example"};
+    tu_write_str(ca, cert_pem(ROOT));
+    tseal_policy_init_opts o = {.model_id = MODEL, .ca_pem_path = ca, .identities = ids};
+    tu_assert_err(tseal_policy_init(&o, path, 0), TSEAL_E_INVAL,
+                  "a trusted CA needs 1..32 identities");
+    o.n_identities = 2;
+    tu_assert_err(tseal_policy_init(&o, path, 0), TSEAL_E_INVAL,
+                  "identity bad is not an identity pattern");
+    ids[1] = "email:x@bank.example";
+    o.n_identities = 3;
+    tu_assert_err(tseal_policy_init(&o, path, 0), TSEAL_E_INVAL,
+                  "identity 2 is the same as identity 0");
+    o.n_identities = 1;
+    tu_write_str(ca, cert_pem(ICA));
+    tu_assert_err(tseal_policy_init(&o, path, 0), TSEAL_E_CORRUPT, "is not a root");
+    tu_write_str(ca, fmt("%s%s", cert_pem(ROOT), cert_pem(OTHER_ROOT)));
+    tu_assert_err(tseal_policy_init(&o, path, 0), TSEAL_E_INVAL, "holds more than one certificate");
+    tu_write_str(ca, "not a certificate\n");
+    tu_assert_err(tseal_policy_init(&o, path, 0), TSEAL_E_CORRUPT, "holds no PEM certificate");
+    o.ca_pem_path = P("none.pem");
+    tu_assert_err(tseal_policy_init(&o, path, 0), TSEAL_E_NOTFOUND, "no such file");
+    o.ca_pem_path = NULL;
+    tu_assert_err(tseal_policy_init(&o, path, 0), TSEAL_E_INVAL,
+                  "identities are given without a trusted CA");
+    o.n_identities = 0;
+    tu_assert_err(tseal_policy_init(&o, path, 0), TSEAL_E_INVAL, "(or a trusted CA)");
+    cr_assert_not(tu_exists(path));
+}
+
+Test(policy_x509_tools, explain_shows_cas_crls_and_suites) {
+    X509_CRL *crl = make_crl(ROOT, NULL, 0, NOW - DAY, NOW + DAY);
+    pki_write_crl(P("root.crl.pem"), crl);
+    X509_CRL_free(crl);
+    tu_write_str(P("policy.json"), xpol(", \"crl_files\": [\"root.crl.pem\"]"));
+    tseal_policy *p = NULL;
+    cr_assert_eq(tseal_policy_load(P("policy.json"), NULL, 0, 0, &p), 0, "%s", tseal_errmsg());
+    char *text = tseal_policy_explain(p);
+    cr_assert_not_null(text);
+    unsigned char fp[32];
+    unsigned fl = 32;
+    cr_assert_eq(X509_digest(ROOT->cert, EVP_sha256(), fp, &fl), 1);
+    char fhex[65];
+    for (int i = 0; i < 32; i++) sprintf(fhex + 2 * i, "%02x", fp[i]);
+    const char *want[] = {
+        "trusted CAs (X.509 signers):\n  bank-pki  root CN=Bank Root,O=tseal test",
+        fmt("SHA-256 fingerprint %s  not after: 2035-12-30T00:00:00Z", fhex),
+        "allowed identities: email:release@bank.example, subject:CN=bank-release-*",
+        fmt("CRL files: (revocation checked for every certificate of a chain)\n  root.crl.pem  "
+            "(%s)",
+            P("root.crl.pem")),
+        "allowed suites:\n  fips-p256-aes256gcm-sha256\n"};
+    for (unsigned i = 0; i < sizeof want / sizeof *want; i++)
+        cr_assert_not_null(strstr(text, want[i]), "explain lacks \"%s\":\n%s", want[i], text);
+    free(text);
+    tseal_policy_free(p);
+    p = parse_ok(pol(NULL));
+    text = tseal_policy_explain(p);
+    cr_assert_not_null(strstr(text, "trusted CAs (X.509 signers): none"), "%s", text);
+    cr_assert_null(strstr(text, "CRL files"), "%s", text);
+    free(text);
+    tseal_policy_free(p);
+}
+
+Test(policy_x509_tools, sign_a_policy_with_crl_files) {
+    X509_CRL *crl = make_crl(ROOT, NULL, 0, NOW - DAY, NOW + DAY);
+    pki_write_crl(P("root.crl.pem"), crl);
+    X509_CRL_free(crl);
+    const char *bare = P("policy.json");
+    tu_write_str(bare, xpol(", \"crl_files\": [\"root.crl.pem\"]"));
+    cr_assert_eq(tseal_policy_sign(bare, K[POLKEY], P("policy.signed.json"), 0), 0, "%s",
+                 tseal_errmsg());
+    tseal_policy *p = NULL;
+    cr_assert_eq(tseal_policy_load(P("policy.signed.json"), &K[POLKEY]->pub, 1, 1, &p), 0, "%s",
+                 tseal_errmsg());
+    cr_assert_eq(p->n_crls, 1);
+    tseal_policy_free(p);
+    /* written elsewhere, its relative CRL would not be found: refused */
+    cr_assert_eq(mkdir(P("out"), 0700), 0);
+    tu_assert_err(tseal_policy_sign(bare, K[POLKEY], P("out/policy.signed.json"), 0), TSEAL_E_IO,
+                  "would not load where it is written");
+    cr_assert_not(tu_exists(P("out/policy.signed.json")));
 }

@@ -545,8 +545,8 @@ static img plain_build(const plain *p, const tkey *signer) {
         s->chunk_count = tseal_seg_chunk_count(p->len[i], h.chunk_size);
         s->offset = pos;
         s->pt_len = p->len[i];
-        CK(tseal_segment_encrypt_all(key, h.container_id, i, s->kind, h.chunk_size, p->pt[i],
-                                     p->len[i], pay + pos, s->list_hash, 1));
+        CK(tseal_segment_encrypt_all(h.suite, key, h.container_id, i, s->kind, h.chunk_size,
+                                     p->pt[i], p->len[i], pay + pos, s->list_hash, 1));
         pos += tseal_seg_ct_len(p->len[i], s->chunk_count);
     }
     h.payload_bytes = total;
@@ -813,10 +813,13 @@ static void gen_header_attacks(const img *base) {
     put16(H(&m) + 2, 2);
     resign(&m, &K_other);
     img_put(&m, "c07-container-suite-downgrade.tseal");
+    msg = xprintf("header is %u bytes, its counts say %u", hlen(&m), hlen(&m) + 33u);
     ct_case3(7, "c07-container-suite-downgrade.tseal", 3,
-             "suite switched to 2 (the reserved FIPS suite, not implemented) and re-signed by an "
-             "untrusted key: refused before any signature or key is used (exit 3)",
-             "unknown or unsupported cipher suite 2");
+             "suite switched to 2 (FIPS) on a default-suite container and re-signed by an "
+             "untrusted key: the stanzas no longer fit the suite, refused before any signature "
+             "or key is used (exit 3)",
+             msg);
+    free(msg);
     img_free(&m);
 
     /* (8) bad signature, wrong payload type */
