@@ -136,6 +136,9 @@ typedef struct {
     char issuer_root[512]; /* subject of the trust anchor the chain ended at */
     unsigned n_sans;
     char sans[16][256]; /* "email:...", "URI:...", "DNS:..." */
+    /* Set also when verification fails (everything else is then zero): 1 if it failed
+     * because a certificate of the chain is revoked by a CRL. */
+    int revoked;
 } tseal_x509_identity;
 
 /*

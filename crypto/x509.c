@@ -603,7 +603,7 @@ int tseal_x509_verify(const tseal_x509_trust *t, const tseal_x509_chain *c, int6
     if (t->n_roots == 0) return tseal_err(TSEAL_E_VERIFY, "certificate chain: no trusted CA");
     STACK_OF(X509) *untrusted = sk_X509_new_null();
     X509_STORE_CTX *ctx = X509_STORE_CTX_new();
-    int rc = 0;
+    int rc = 0, revoked = 0;
     if (!untrusted || !ctx) {
         rc = tseal_ossl_err("X509_STORE_CTX_new");
         goto done;
@@ -623,6 +623,7 @@ int tseal_x509_verify(const tseal_x509_trust *t, const tseal_x509_chain *c, int6
     X509_VERIFY_PARAM_set_auth_level(vp, 2);
     ERR_clear_error();
     if (X509_verify_cert(ctx) != 1) {
+        revoked = X509_STORE_CTX_get_error(ctx) == X509_V_ERR_CERT_REVOKED;
         rc = verify_error(ctx);
         goto done;
     }
@@ -637,7 +638,10 @@ int tseal_x509_verify(const tseal_x509_trust *t, const tseal_x509_chain *c, int6
 done:
     X509_STORE_CTX_free(ctx);
     sk_X509_free(untrusted); /* the certificates belong to the chain */
-    if (rc && id) memset(id, 0, sizeof *id);
+    if (rc && id) {
+        memset(id, 0, sizeof *id);
+        id->revoked = revoked;
+    }
     return rc;
 }
 

@@ -1,10 +1,13 @@
 /*
- * fuzz_policy.c - the policy reader over arbitrary bytes, without touching files:
- * tseal_policy_parse without a signature requirement, then with one (the fixed "site" policy
- * key below). Whatever is accepted must explain itself and go through the gate with a fixed
+ * fuzz_policy.c - the policy reader over arbitrary bytes (files are touched only when an input
+ * lists crl_files, which are then read relative to the current folder, like a policy over
+ * memory): tseal_policy_parse without a signature requirement, then with one (the fixed "site"
+ * policy key below). Whatever is accepted must explain itself and go through the gate with a fixed
  * input (the fixed "vendor" and "cosigner" keys, with and without a rollback state), which
  * must allow or deny consistently: 0 with no reason, TSEAL_E_DENIED with at least one.
- * The seed corpus (fuzz/corpus/policy) trusts and is signed by these same keys.
+ * The seed corpus (fuzz/corpus/policy) trusts and is signed by these same keys. The gate input
+ * has no X.509 signers: certificate chains are fuzzed by fuzz_x509chain, and the gate's X.509
+ * path by tests/test_policy.c (policy_x509_gate).
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -183,8 +183,8 @@ static void check_x509(gate_ctx *g, const tseal_policy *p, const tseal_x509_chai
         const char *msg = tseal_errmsg();
         set_why(si, msg && msg[0] ? msg : "does not verify");
         /* revocation by a CRL (of the leaf or of an intermediate) always denies, as a revoked
-         * key id does; matched on the verifier's reason, not on the subjects it names */
-        if (strncmp(si->why, "certificate is revoked", 22) == 0) si->what = CERT_REVOKED;
+         * key id does */
+        if (id.revoked) si->what = CERT_REVOKED;
         return;
     }
     id.issuer_root[sizeof id.issuer_root - 1] = 0;
