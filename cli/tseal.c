@@ -684,6 +684,7 @@ static const char *inspect_help =
     "Print a container's public header: format, cipher suite, model id and version, times,\n"
     "signer and recipient key ids, sizes. Needs no key and verifies nothing (use verify).\n"
     "--json fields: format_version, suite, model_id, version, signer_key_ids,\n"
+    "signer_certificates (FIPS suite: subject, issuer, not_after of each, unverified),\n"
     "recipient_count, payload_bytes, container_bytes, original_bytes, and more.\n";
 
 static void fmt_time(int64_t t, char *buf, size_t n) {
@@ -742,6 +743,19 @@ static int cmd_inspect(int argc, char **argv) {
         cJSON *a = cJSON_AddArrayToObject(j, "signer_key_ids");
         for (uint32_t i = 0; i < in->signature_count; i++)
             cJSON_AddItemToArray(a, cJSON_CreateString(in->signer_key_ids[i]));
+        if (in->suite == TSEAL_SUITE_FIPS) { /* what each certificate claims, unverified */
+            a = cJSON_AddArrayToObject(j, "signer_certificates");
+            for (uint32_t i = 0; i < in->signature_count; i++) {
+                cJSON *o = cJSON_CreateObject();
+                char na[40];
+                fmt_time(in->signer_not_after[i], na, sizeof na);
+                cJSON_AddStringToObject(o, "key_id", in->signer_key_ids[i]);
+                cJSON_AddStringToObject(o, "subject", in->signer_subjects[i]);
+                cJSON_AddStringToObject(o, "issuer", in->signer_issuers[i]);
+                cJSON_AddStringToObject(o, "not_after", na);
+                cJSON_AddItemToArray(a, o);
+            }
+        }
         cJSON_AddNumberToObject(j, "recipient_count", in->recipient_count);
         a = cJSON_AddArrayToObject(j, "recipient_key_ids");
         for (uint32_t i = 0; i < in->recipient_count; i++)
@@ -764,8 +778,15 @@ static int cmd_inspect(int argc, char **argv) {
                in->artifact_digest);
         printf("signed by      %s (%u signature%s; not verified here: use tseal verify)\n",
                in->primary_signer_key_id, in->signature_count, in->signature_count == 1 ? "" : "s");
-        for (uint32_t i = 0; i < in->signature_count; i++)
+        for (uint32_t i = 0; i < in->signature_count; i++) {
             printf("  signer       %s\n", in->signer_key_ids[i]);
+            if (in->signer_subjects[i][0]) {
+                char na[40];
+                fmt_time(in->signer_not_after[i], na, sizeof na);
+                printf("    certificate  %s\n    issued by    %s\n    valid until  %s\n",
+                       in->signer_subjects[i], in->signer_issuers[i], na);
+            }
+        }
         printf("recipients     %u\n", in->recipient_count);
         for (uint32_t i = 0; i < in->recipient_count; i++)
             printf("  recipient    %s\n", in->recipient_key_ids[i]);

@@ -113,6 +113,10 @@ int tseal_x509_leaf_pubkey(const tseal_x509_chain *c, uint8_t pk[TSEAL_P256_PK_B
 /* 1 if the leaf certificate certifies exactly this public key (a signing key and its cert
  * must match). */
 int tseal_x509_leaf_matches(const tseal_x509_chain *c, const tseal_seckey *sk);
+/* What the leaf certificate claims, unverified (for display: inspect, reports): RFC 2253
+ * subject and issuer (truncated to fit) and notAfter in unix seconds. */
+int tseal_x509_leaf_describe(const tseal_x509_chain *c, char *subject, size_t subject_cap,
+                             char *issuer, size_t issuer_cap, int64_t *not_after);
 void tseal_x509_chain_free(tseal_x509_chain *c);
 
 /* Trust anchors: CA root certificates and, optionally, CRLs. */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -643,6 +644,28 @@ done:
         id->revoked = revoked;
     }
     return rc;
+}
+
+/* A name for display, truncated if it does not fit ("?" if it cannot be printed). */
+static void name_display(const X509_NAME *name, char *out, size_t cap) {
+    char buf[2048];
+    if (name_rfc2253(name, buf, sizeof buf, "name") != 0) snprintf(buf, sizeof buf, "?");
+    snprintf(out, cap, "%s", buf);
+}
+
+int tseal_x509_leaf_describe(const tseal_x509_chain *c, char *subject, size_t subject_cap,
+                             char *issuer, size_t issuer_cap, int64_t *not_after) {
+    if (!c || c->n == 0 || subject_cap == 0 || issuer_cap == 0)
+        return tseal_err(TSEAL_E_INVAL, "describe: no certificate");
+    X509 *leaf = c->cert[0];
+    name_display(X509_get_subject_name(leaf), subject, subject_cap);
+    name_display(X509_get_issuer_name(leaf), issuer, issuer_cap);
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) != 1)
+        return tseal_err(TSEAL_E_CORRUPT, "certificate has a malformed validity time");
+    *not_after = (int64_t)timegm(&tm);
+    return 0;
 }
 
 /* ---- identities --------------------------------------------------------------------------- */

@@ -325,6 +325,10 @@ typedef struct {
     char recipient_key_ids[64][33];
     uint32_t signature_count;
     char signer_key_ids[16][33];
+    /* FIPS suite: each signer certificate's subject and issuer (RFC 2253) and notAfter, as the
+     * certificate claims them (not verified here); "" and 0 for Ed25519 signers. */
+    char signer_subjects[16][256], signer_issuers[16][256];
+    int64_t signer_not_after[16];
     char primary_signer_key_id[33];
     uint32_t segment_count;
     uint64_t payload_bytes, container_bytes, original_bytes;

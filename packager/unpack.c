@@ -49,15 +49,21 @@ int tseal_inspect(const char *path, tseal_container_info *info) {
     for (uint32_t i = 0; i < h->n_recipients; i++)
         tseal_key_id_hex(h->stanzas[i].key_id, info->recipient_key_ids[i]);
     info->signature_count = c->n_sigs;
-    for (uint32_t i = 0; i < c->n_sigs; i++)
+    for (uint32_t i = 0; i < c->n_sigs && !r; i++) {
         tseal_key_id_hex(c->sigs[i].key_id, info->signer_key_ids[i]);
+        if (c->sigs[i].chain)
+            r = tseal_x509_leaf_describe(c->sigs[i].chain, info->signer_subjects[i],
+                                         sizeof info->signer_subjects[i], info->signer_issuers[i],
+                                         sizeof info->signer_issuers[i],
+                                         &info->signer_not_after[i]);
+    }
     tseal_key_id_hex(h->signer_key_id, info->primary_signer_key_id);
     info->segment_count = h->n_segments;
     info->payload_bytes = h->payload_bytes;
     info->container_bytes = c->file_size;
     info->original_bytes = h->original_bytes;
     tseal_container_close(c);
-    return 0;
+    return r;
 }
 
 /* ---- shared verification state ------------------------------------------------------------ */

@@ -24,20 +24,30 @@
 
 enum {
     F_MODEL,
-    F_OUT,     /* FIPS container */
-    F_OUT_V1,  /* default-suite container of the same model */
-    F_ROOT,    /* trusted root */
-    F_CHAIN,   /* the intermediate */
-    F_LEAF, F_LEAF_KEY,
-    F_EXPIRED, F_EXPIRED_KEY,
-    F_REVOKED, F_REVOKED_KEY,
-    F_CRLS,    /* the intermediate's CRL (revoking F_REVOKED) and the root's (empty) */
-    F_OTHER_ROOT, F_OTHER, F_OTHER_KEY,
-    F_NOSIGN, F_NOSIGN_KEY,
-    F_SECOND, F_SECOND_KEY,
-    F_BANK_KEY, F_BANK_PUB,       /* P-256 recipient */
-    F_V1_SIGN_KEY, F_V1_SIGN_PUB, /* Ed25519 signer */
-    F_V1_BANK_KEY, F_V1_BANK_PUB, /* X25519 recipient */
+    F_OUT,    /* FIPS container */
+    F_OUT_V1, /* default-suite container of the same model */
+    F_ROOT,   /* trusted root */
+    F_CHAIN,  /* the intermediate */
+    F_LEAF,
+    F_LEAF_KEY,
+    F_EXPIRED,
+    F_EXPIRED_KEY,
+    F_REVOKED,
+    F_REVOKED_KEY,
+    F_CRLS, /* the intermediate's CRL (revoking F_REVOKED) and the root's (empty) */
+    F_OTHER_ROOT,
+    F_OTHER,
+    F_OTHER_KEY,
+    F_NOSIGN,
+    F_NOSIGN_KEY,
+    F_SECOND,
+    F_SECOND_KEY,
+    F_BANK_KEY,
+    F_BANK_PUB, /* P-256 recipient */
+    F_V1_SIGN_KEY,
+    F_V1_SIGN_PUB, /* Ed25519 signer */
+    F_V1_BANK_KEY,
+    F_V1_BANK_PUB, /* X25519 recipient */
     F_POLICY,
     F_RESTORE,
     F_TMP,
@@ -101,24 +111,22 @@ static void leaf_files(pki_cert *c, int cert_path, int key_path) {
 static void make_pki(void) {
     time_t now = time(NULL);
     pki_cert *root = make_root("Bank Root CA", now - 30 * DAY, now + 365 * DAY);
-    pki_cert *ica = make_intermediate(root, "Bank Code Signing CA", now - 30 * DAY,
-                                      now + 365 * DAY);
-    const char *sans[] = {"email:release@acme.example", "URI:https://acme.example/release",
-                          NULL};
+    pki_cert *ica =
+        make_intermediate(root, "Bank Code Signing CA", now - 30 * DAY, now + 365 * DAY);
+    const char *sans[] = {"email:release@acme.example", "URI:https://acme.example/release", NULL};
     const char *ku = "critical,digitalSignature", *eku = "codeSigning";
     pki_cert *leaf = make_leaf(ica, "acme-release", sans, ku, eku, now - DAY, now + 30 * DAY);
     pki_cert *expired =
         make_leaf(ica, "acme-release-2025", sans, ku, eku, now - 20 * DAY, now - 2 * DAY);
-    pki_cert *revoked = make_leaf(ica, "acme-release-lost", sans, ku, eku, now - DAY,
-                                  now + 30 * DAY);
+    pki_cert *revoked =
+        make_leaf(ica, "acme-release-lost", sans, ku, eku, now - DAY, now + 30 * DAY);
     const char *sans2[] = {"email:validation@bank.example", NULL};
-    pki_cert *second = make_leaf(ica, "bank-validation", sans2, ku, eku, now - DAY,
+    pki_cert *second = make_leaf(ica, "bank-validation", sans2, ku, eku, now - DAY, now + 30 * DAY);
+    pki_cert *nosign = make_leaf(ica, "acme-tls", sans, "critical,keyEncipherment", NULL, now - DAY,
                                  now + 30 * DAY);
-    pki_cert *nosign = make_leaf(ica, "acme-tls", sans, "critical,keyEncipherment", NULL,
-                                 now - DAY, now + 30 * DAY);
     pki_cert *other_root = make_root("Elsewhere Root CA", now - DAY, now + 365 * DAY);
-    pki_cert *other = make_leaf(other_root, "acme-release", sans, ku, eku, now - DAY,
-                                now + 30 * DAY);
+    pki_cert *other =
+        make_leaf(other_root, "acme-release", sans, ku, eku, now - DAY, now + 30 * DAY);
     pki_write_cert(fp(F_ROOT), root->cert);
     pki_write_cert(fp(F_CHAIN), ica->cert);
     pki_write_cert(fp(F_OTHER_ROOT), other_root->cert);
@@ -176,12 +184,11 @@ static void setup(void) {
     snprintf(dir, sizeof dir, "/tmp/tseal-fips-XXXXXX");
     cr_assert_not_null(mkdtemp(dir));
     static const char *names[F_COUNT] = {
-        "model",        "m.tseal",       "m1.tseal",      "root.pem",      "chain.pem",
-        "leaf.pem",     "leaf.key.pem",  "expired.pem",   "expired.key",   "revoked.pem",
-        "revoked.key",  "crls.pem",      "other-root.pem", "other.pem",    "other.key",
-        "nosign.pem",   "nosign.key",    "second.pem",    "second.key",    "bank.key",
-        "bank.pub",     "v1.sign.key",   "v1.sign.pub",   "v1bank.key",    "v1bank.pub",
-        "policy.json",  "restored",      "tmp.tseal"};
+        "model",          "m.tseal",     "m1.tseal",    "root.pem",    "chain.pem",   "leaf.pem",
+        "leaf.key.pem",   "expired.pem", "expired.key", "revoked.pem", "revoked.key", "crls.pem",
+        "other-root.pem", "other.pem",   "other.key",   "nosign.pem",  "nosign.key",  "second.pem",
+        "second.key",     "bank.key",    "bank.pub",    "v1.sign.key", "v1.sign.pub", "v1bank.key",
+        "v1bank.pub",     "policy.json", "restored",    "tmp.tseal"};
     for (int i = 0; i < F_COUNT; i++) snprintf(paths[i], sizeof paths[i], "%s/%s", dir, names[i]);
     make_model(fp(F_MODEL));
     make_pki();
@@ -228,6 +235,10 @@ Test(fips, round_trip_restores_every_byte) {
     cr_assert_eq(tseal_inspect(fp(F_OUT), &info), 0, "%s", tseal_errmsg());
     cr_assert_eq(info.suite, TSEAL_SUITE_FIPS);
     cr_assert_str_eq(info.suite_name, TSEAL_SUITE_NAME_FIPS);
+    cr_assert(strstr(info.signer_subjects[0], "CN=acme-release"), "%s", info.signer_subjects[0]);
+    cr_assert(strstr(info.signer_issuers[0], "CN=Bank Code Signing CA"), "%s",
+              info.signer_issuers[0]);
+    cr_assert_gt(info.signer_not_after[0], (int64_t)time(NULL));
     const char *cas[1] = {fp(F_ROOT)};
     tseal_verify_opts o = ca_opts(cas, 1);
     o.key = fp(F_BANK_KEY);
@@ -444,14 +455,14 @@ Test(fips, second_signature_by_certificate) {
     cr_assert_eq(tseal_sign_add(fp(F_OUT), fp(F_SECOND_KEY), NULL, fp(F_TMP)), TSEAL_E_INVAL);
     cr_assert(strstr(tseal_errmsg(), "--sign-cert"), "%s", tseal_errmsg());
     cr_assert_neq(
-        tseal_sign_add_cert(fp(F_OUT), fp(F_V1_SIGN_KEY), fp(F_SECOND), NULL, NULL, fp(F_TMP)),
-        0);
+        tseal_sign_add_cert(fp(F_OUT), fp(F_V1_SIGN_KEY), fp(F_SECOND), NULL, NULL, fp(F_TMP)), 0);
     /* the same signer twice */
     cr_assert_eq(tseal_sign_add_cert(fp(F_OUT), fp(F_LEAF_KEY), fp(F_LEAF), NULL, NULL, fp(F_TMP)),
                  TSEAL_E_INVAL);
 }
 
-/* ---- mismatches are clear errors, never partial output ---------------------------------------- */
+/* ---- mismatches are clear errors, never partial output ----------------------------------------
+ */
 
 Test(fips, suite_and_key_mismatches_are_refused) {
     const char *r1[1] = {fp(F_V1_BANK_PUB)};
