@@ -74,12 +74,38 @@ step "10. Audit: decode every tensor in locked memory, compare with the original
 "$T" audit-verify report.json --trust auditor.sign.pub
 proved "a signed, verifiable statement that the artifact decodes bit-exactly to the validated model"
 
-step "11. The codec on its own: compression against the Shannon bound and zstd"
+step "11. A regulated site: the FIPS suite (ECDSA P-256 by an X.509 certificate, ECDH P-256, AES-256-GCM)"
+# the site's PKI, made here with the openssl command: a root CA and the vendor's code-signing certificate
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 365 \
+    -subj "/CN=Bank Root CA/O=Bank" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout release.key.pem -out release.csr \
+    -subj "/CN=acme-release/O=Acme" 2>/dev/null
+chmod 600 release.key.pem
+printf 'keyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\nsubjectAltName=email:release@acme.example\n' >leaf.cnf
+openssl x509 -req -in release.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out release.pem -days 90 \
+    -extfile leaf.cnf 2>/dev/null
+"$T" keygen --recipient fbank --suite fips -q
+"$T" pack model -o fips.tseal --suite fips --sign-key release.key.pem --sign-cert release.pem -r fbank.pub \
+    --model-id acme/credit-7b --version 12 -q
+"$T" inspect fips.tseal | sed -n '2p;8,11p'
+"$T" verify fips.tseal --trust-ca ca.pem --identity email:release@acme.example --key fbank.key
+"$T" policy init --trust-ca ca.pem --identity email:release@acme.example --fips-only \
+    --model acme/credit-7b --min-version 12 -o fips-site.json
+"$T" verify fips.tseal --policy fips-site.json -q
+if "$T" verify model.tseal --policy fips-site.json 2>/dev/null; then
+    echo "ERROR: a default-suite artifact passed a FIPS-only policy" >&2
+    exit 1
+fi
+proved "signed by a CA-issued certificate, verified to the site's root; a FIPS-only policy refuses the default suite"
+
+step "12. The codec on its own: compression against the Shannon bound and zstd"
 "$T" bench codec --repeat 1 --no-zstd19 -q model
 
 if "$T" version | grep -q "CUDA built" && command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-    step "12. GPU present: run 'make gpu-test' to decode on the GPU and compare bit for bit"
+    step "13. GPU present: run 'make gpu-test' to decode on the GPU and compare bit for bit"
 else
-    step "12. No GPU here: GPU decoding is exercised by 'make gpu-test' on a machine with one"
+    step "13. No GPU here: GPU decoding is exercised by 'make gpu-test' on a machine with one"
 fi
-printf '\nDemo done: packed, signed, encrypted, verified, tamper-checked, restored byte for byte,\ngated by a policy with rollback protection, and audited with a signed report.\n'
+printf '\nDemo done: packed, signed, encrypted, verified, tamper-checked, restored byte for byte,\ngated by a policy with rollback protection, audited with a signed report, and packed in the
+FIPS suite for a site whose signers hold X.509 certificates.\n'
