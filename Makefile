@@ -234,6 +234,12 @@ FAULT_WRAPS := malloc calloc realloc strdup strndup sodium_malloc sodium_free \
   cJSON_ParseWithLength cJSON_ParseWithLengthOpts cJSON_AddItemToObject cJSON_AddNullToObject \
   cJSON_AddTrueToObject cJSON_AddFalseToObject cJSON_AddBoolToObject cJSON_AddNumberToObject \
   cJSON_AddStringToObject cJSON_AddObjectToObject cJSON_AddArrayToObject \
+  EVP_CIPHER_fetch EVP_CIPHER_CTX_new EVP_PKEY_CTX_new_from_name EVP_PKEY_CTX_new_from_pkey \
+  EVP_PKEY_fromdata EVP_PKEY_get_bn_param EVP_PKEY_Q_keygen ECDSA_SIG_new d2i_ECDSA_SIG \
+  BN_bin2bn BIO_new BIO_new_mem_buf PEM_read_bio_PrivateKey_ex PEM_read_bio_PUBKEY_ex \
+  PEM_read_bio_X509 PEM_read_bio_X509_CRL d2i_X509 i2d_X509 X509_get_ext_d2i \
+  ASN1_STRING_to_UTF8 X509_STORE_new X509_STORE_CTX_new X509_STORE_add_cert X509_STORE_add_crl \
+  OPENSSL_sk_new_null \
   open read __read_chk pread __pread_chk write pwrite fsync close rename link mkstemp mkdtemp \
   mkdir opendir
 build-fault/tseal: build-fault/tests/fault/fault.o

@@ -56,10 +56,12 @@ void tseal_err_clear(void) {
 }
 
 int tseal_err(int code, const char *fmt, ...) {
+    char msg[TSEAL_ERRMSG_MAX]; /* an argument may be tseal_errmsg() itself */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(errmsg, sizeof errmsg, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(errmsg, msg, sizeof errmsg);
     return code;
 }
 

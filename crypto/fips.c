@@ -707,11 +707,17 @@ int tseal_file_is_pem(const char *path) {
     static const char begin[] = "-----BEGIN ";
     char b[sizeof begin - 1];
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) return 0;
+    if (fd < 0 && errno == ENOENT) return 0; /* the key reader says so */
+    if (fd < 0) return tseal_err(TSEAL_E_IO, "%s: cannot open: %s", path, strerror(errno));
     size_t n = 0;
     while (n < sizeof b) {
         ssize_t r = read(fd, b + n, sizeof b - n);
         if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && errno != EISDIR) { /* a directory: the key reader says so */
+            int e = errno;
+            close(fd);
+            return tseal_err(TSEAL_E_IO, "%s: read: %s", path, strerror(e));
+        }
         if (r <= 0) break;
         n += (size_t)r;
     }

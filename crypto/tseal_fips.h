@@ -63,7 +63,8 @@ int tseal_p256_seckey_read_pem(const char *path, const char *passphrase, size_t 
                                tseal_key_kind kind, tseal_seckey **out);
 int tseal_p256_pubkey_read_pem(const char *path, tseal_key_kind kind, tseal_pubkey *out);
 /* 1 if the file starts with a PEM armour line ("-----BEGIN "), so callers can tell a PEM
- * key from a tseal key file. */
+ * key from a tseal key file; 0 if not or if it does not exist; TSEAL_E_IO if it cannot be
+ * opened or read (not guessed as "not PEM"). */
 int tseal_file_is_pem(const char *path);
 
 /* ---- ECDH key wrapping ----------------------------------------------------------------- */

@@ -573,8 +573,12 @@ static int fill_identity(X509 *leaf, X509 *root, tseal_x509_identity *id) {
         if (rc) return rc;
     }
     /* SANs of the three types that identities name; others are ignored, and so are values
-     * that do not fit or carry control bytes (they can then match no pattern) */
-    GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+     * that do not fit or carry control bytes (they can then match no pattern). Present but
+     * not decoded is out of memory (leaf_usage refused an invalid one), not "no SANs". */
+    int crit = -1;
+    GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, &crit, NULL);
+    if (!gens && crit != -1)
+        return tseal_ossl_err("reading the signer certificate's subject alternative names");
     for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens) && id->n_sans < 16; i++) {
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
         const char *prefix = g->type == GEN_EMAIL ? "email:"

@@ -501,10 +501,13 @@ static int pinned(const tseal_sigent *s, const tseal_pubkey *trusted, unsigned n
 }
 
 /* 1 if the signer's chain verifies against the CAs and matches an identity; else 0 with the
- * reason in `why` (the first refusal is kept). */
+ * reason in `why` (the first refusal is kept); the error code if the chain could not be
+ * checked at all (out of memory, an OpenSSL failure): that is no verdict on the signer. */
 static int ca_trusts(const tseal_ca_trust *cas, const tseal_sigent *s, char *why, size_t why_len) {
     tseal_x509_identity id;
-    if (tseal_x509_verify(cas->store, s->chain, cas->at, &id) != 0) {
+    int r = tseal_x509_verify(cas->store, s->chain, cas->at, &id);
+    if (r == TSEAL_E_NOMEM || r == TSEAL_E_CRYPTO || r == TSEAL_E_INTERNAL) return r;
+    if (r) {
         if (!why[0]) snprintf(why, why_len, ": %s", tseal_errmsg());
         return 0;
     }
@@ -529,15 +532,24 @@ int tseal_container_check_signatures_ca(const tseal_container *c, const tseal_pu
         int bad = s->alg == TSEAL_ALG_SIG_ECDSA_P256
                       ? tseal_p256_verify(s->pk, TSEAL_SIG_TYPE_HEADER, c->header_digest, s->sig)
                       : tseal_sign_verify(s->pk, TSEAL_SIG_TYPE_HEADER, c->header_digest, s->sig);
-        if (bad)
+        if (bad == TSEAL_E_VERIFY || bad == TSEAL_E_CORRUPT)
             return tseal_err(TSEAL_E_VERIFY,
                              "%s: signature by key %s is invalid (header modified or forged)",
                              c->path, hex);
+        if (bad) { /* not checked (out of memory, an OpenSSL failure): not "forged" */
+            tseal_err_context("%s: signature by key %s: ", c->path, hex);
+            return bad;
+        }
         primary |= memcmp(s->key_id, c->h.signer_key_id, TSEAL_KEY_ID_BYTES) == 0;
         if (pinned(s, trusted, n_trusted)) {
             ok++;
         } else if (cas && s->chain) {
-            ok += (unsigned)ca_trusts(cas, s, why, sizeof why);
+            int t = ca_trusts(cas, s, why, sizeof why);
+            if (t < 0) {
+                tseal_err_context("%s: signature by key %s: ", c->path, hex);
+                return t;
+            }
+            ok += (unsigned)t;
         }
     }
     if (!primary)

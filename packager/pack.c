@@ -511,7 +511,10 @@ static int load_fips_signer(const tseal_pack_opts *o, const char *pass, size_t p
         return tseal_err(TSEAL_E_INVAL, "the FIPS suite signs with a certificate (--sign-cert)");
     int r = tseal_p256_seckey_read_pem(o->sign_key, pass, pass_len, TSEAL_KEY_SIGN, &k->signer);
     if (!r) r = tseal_x509_chain_load(o->sign_cert, o->sign_chain, &k->chain);
-    if (!r && !tseal_x509_leaf_matches(k->chain, k->signer))
+    uint8_t cert_pk[TSEAL_P256_PK_BYTES]; /* not tseal_x509_leaf_matches: it hides errors */
+    if (!r && (r = tseal_x509_leaf_pubkey(k->chain, cert_pk)) != 0)
+        tseal_err_context("%s: ", o->sign_cert);
+    if (!r && memcmp(cert_pk, k->signer->pub.pk, sizeof cert_pk) != 0)
         r = tseal_err(TSEAL_E_INVAL, "%s: the certificate is not for the key %s", o->sign_cert,
                       o->sign_key);
     if (!r) r = tseal_x509_chain_encode(k->chain, &k->chain_der, &k->chain_len);
@@ -523,6 +526,7 @@ static int load_fips_signer(const tseal_pack_opts *o, const char *pass, size_t p
 
 static int read_recipient(const tseal_pack_opts *o, unsigned i, tseal_pubkey *pk, uint16_t suite) {
     int pem = tseal_file_is_pem(o->recipients[i]);
+    if (pem < 0) return pem;
     if (suite == TSEAL_SUITE_FIPS && !pem && access(o->recipients[i], R_OK) == 0)
         return tseal_err(TSEAL_E_INVAL,
                          "%s: a tseal (X25519) key file; the FIPS suite needs a P-256 PEM "

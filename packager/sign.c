@@ -68,7 +68,9 @@ static int new_signer(const tseal_container *c, const char *key, const char *cer
     memset(e, 0, sizeof *e);
     if (!r && fips) {
         r = tseal_x509_chain_load(cert, chain, &ch);
-        if (!r && !tseal_x509_leaf_matches(ch, *sk))
+        uint8_t cert_pk[TSEAL_P256_PK_BYTES]; /* not tseal_x509_leaf_matches: it hides errors */
+        if (!r && (r = tseal_x509_leaf_pubkey(ch, cert_pk)) != 0) tseal_err_context("%s: ", cert);
+        if (!r && memcmp(cert_pk, (*sk)->pub.pk, sizeof cert_pk) != 0)
             r = tseal_err(TSEAL_E_INVAL, "%s: the certificate is not for the key %s", cert, key);
         if (!r) r = tseal_x509_chain_encode(ch, &e->chain_der, &len);
         e->chain_len = (uint32_t)len;

@@ -102,9 +102,10 @@ static int load_trust(const tseal_verify_opts *o, tseal_pubkey **keys) {
     *keys = calloc(o->n_trust, sizeof **keys);
     if (!*keys) return tseal_err(TSEAL_E_NOMEM, "out of memory");
     for (unsigned i = 0; i < o->n_trust; i++) {
-        int r = tseal_file_is_pem(o->trust[i])
-                    ? tseal_p256_pubkey_read_pem(o->trust[i], TSEAL_KEY_SIGN, &(*keys)[i])
-                    : tseal_pubkey_read(o->trust[i], &(*keys)[i]);
+        int r = tseal_file_is_pem(o->trust[i]);
+        if (r >= 0)
+            r = r ? tseal_p256_pubkey_read_pem(o->trust[i], TSEAL_KEY_SIGN, &(*keys)[i])
+                  : tseal_pubkey_read(o->trust[i], &(*keys)[i]);
         if (r) return r;
         if ((*keys)[i].kind != TSEAL_KEY_SIGN)
             return tseal_err(TSEAL_E_INVAL, "%s: not a signing public key", o->trust[i]);
@@ -146,7 +147,10 @@ static int unwrap_key(vctx *v) {
     tseal_seckey *sk = NULL;
     int r =
         v->o->passphrase_file ? tseal_passphrase_read(v->o->passphrase_file, &pass, &pass_len) : 0;
-    if (!r && tseal_file_is_pem(v->o->key)) /* a P-256 key (the FIPS suite) */
+    int pem = r ? 0 : tseal_file_is_pem(v->o->key);
+    if (pem < 0)
+        r = pem;
+    else if (!r && pem) /* a P-256 key (the FIPS suite) */
         r = tseal_p256_seckey_read_pem(v->o->key, pass, pass_len, TSEAL_KEY_RECIPIENT, &sk);
     else if (!r)
         r = tseal_seckey_read(v->o->key, pass, pass_len, &sk);

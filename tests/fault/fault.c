@@ -33,8 +33,14 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 
 enum { FAULT_ALLOC, FAULT_IO, FAULT_CLASSES };
 
@@ -170,6 +176,107 @@ EVP_KDF *__wrap_EVP_KDF_fetch(OSSL_LIB_CTX *libctx, const char *algorithm, const
 }
 EVP_KDF_CTX *__wrap_EVP_KDF_CTX_new(EVP_KDF *kdf) {
     return ALLOC_FAIL() ? NULL : __real_EVP_KDF_CTX_new(kdf);
+}
+
+/*
+ * The FIPS suite (crypto/fips.c, crypto/x509.c): OpenSSL constructors, fetches and parsers
+ * that return NULL (or 0 / -1 where noted) when an allocation fails. The library's own
+ * failure pushes an error on OpenSSL's queue (3.0) or not (3.2 and later); these push none.
+ */
+#define WRAP_OSSL(ret, name, params, args)                                                         \
+    ret __real_##name params;                                                                      \
+    ret __wrap_##name params;                                                                      \
+    ret __wrap_##name params {                                                                     \
+        return ALLOC_FAIL() ? 0 : __real_##name args;                                              \
+    }
+
+WRAP_OSSL(EVP_CIPHER *, EVP_CIPHER_fetch, (OSSL_LIB_CTX * c, const char *alg, const char *props),
+          (c, alg, props))
+WRAP_OSSL(EVP_CIPHER_CTX *, EVP_CIPHER_CTX_new, (void), ())
+WRAP_OSSL(EVP_PKEY_CTX *, EVP_PKEY_CTX_new_from_name,
+          (OSSL_LIB_CTX * c, const char *name, const char *props), (c, name, props))
+WRAP_OSSL(EVP_PKEY_CTX *, EVP_PKEY_CTX_new_from_pkey,
+          (OSSL_LIB_CTX * c, EVP_PKEY *pkey, const char *props), (c, pkey, props))
+/* 0: *ppkey is left as it was (NULL in tseal), as OpenSSL leaves a key it did not allocate */
+WRAP_OSSL(int, EVP_PKEY_fromdata, (EVP_PKEY_CTX * ctx, EVP_PKEY **ppkey, int sel, OSSL_PARAM *p),
+          (ctx, ppkey, sel, p))
+WRAP_OSSL(int, EVP_PKEY_get_bn_param, (const EVP_PKEY *pkey, const char *key, BIGNUM **bn),
+          (pkey, key, bn))
+WRAP_OSSL(ECDSA_SIG *, ECDSA_SIG_new, (void), ())
+WRAP_OSSL(ECDSA_SIG *, d2i_ECDSA_SIG, (ECDSA_SIG * *sig, const unsigned char **pp, long len),
+          (sig, pp, len))
+WRAP_OSSL(BIGNUM *, BN_bin2bn, (const unsigned char *s, int len, BIGNUM *ret), (s, len, ret))
+WRAP_OSSL(BIO *, BIO_new, (const BIO_METHOD *type), (type))
+WRAP_OSSL(BIO *, BIO_new_mem_buf, (const void *buf, int len), (buf, len))
+WRAP_OSSL(EVP_PKEY *, PEM_read_bio_PrivateKey_ex,
+          (BIO * bio, EVP_PKEY **x, pem_password_cb *cb, void *u, OSSL_LIB_CTX *c,
+           const char *props),
+          (bio, x, cb, u, c, props))
+WRAP_OSSL(EVP_PKEY *, PEM_read_bio_PUBKEY_ex,
+          (BIO * bio, EVP_PKEY **x, pem_password_cb *cb, void *u, OSSL_LIB_CTX *c,
+           const char *props),
+          (bio, x, cb, u, c, props))
+WRAP_OSSL(X509 *, PEM_read_bio_X509, (BIO * bio, X509 **x, pem_password_cb *cb, void *u),
+          (bio, x, cb, u))
+WRAP_OSSL(X509_CRL *, PEM_read_bio_X509_CRL,
+          (BIO * bio, X509_CRL **x, pem_password_cb *cb, void *u), (bio, x, cb, u))
+WRAP_OSSL(X509 *, d2i_X509, (X509 * *x, const unsigned char **in, long len), (x, in, len))
+WRAP_OSSL(X509_STORE *, X509_STORE_new, (void), ())
+WRAP_OSSL(X509_STORE_CTX *, X509_STORE_CTX_new, (void), ())
+WRAP_OSSL(int, X509_STORE_add_cert, (X509_STORE * st, X509 *x), (st, x))
+WRAP_OSSL(int, X509_STORE_add_crl, (X509_STORE * st, X509_CRL *x), (st, x))
+WRAP_OSSL(OPENSSL_STACK *, OPENSSL_sk_new_null, (void), ()) /* sk_X509_new_null() */
+
+/* -1 */
+int __real_ASN1_STRING_to_UTF8(unsigned char **out, const ASN1_STRING *in);
+int __wrap_ASN1_STRING_to_UTF8(unsigned char **out, const ASN1_STRING *in);
+int __wrap_ASN1_STRING_to_UTF8(unsigned char **out, const ASN1_STRING *in) {
+    return ALLOC_FAIL() ? -1 : __real_ASN1_STRING_to_UTF8(out, in);
+}
+
+/* Only the form that allocates its output (*out NULL) is counted; -1. */
+int __real_i2d_X509(const X509 *x, unsigned char **out);
+int __wrap_i2d_X509(const X509 *x, unsigned char **out);
+int __wrap_i2d_X509(const X509 *x, unsigned char **out) {
+    if (out && !*out && ALLOC_FAIL()) return -1;
+    return __real_i2d_X509(x, out);
+}
+
+/* NULL, with *crit as OpenSSL sets it when the extension is present but cannot be decoded
+ * (its criticality, 0 or 1) or absent (-1); idx is not supported (tseal passes NULL). */
+void *__real_X509_get_ext_d2i(const X509 *x, int nid, int *crit, int *idx);
+void *__wrap_X509_get_ext_d2i(const X509 *x, int nid, int *crit, int *idx);
+void *__wrap_X509_get_ext_d2i(const X509 *x, int nid, int *crit, int *idx) {
+    if (!idx && ALLOC_FAIL()) {
+        if (crit) {
+            int i = X509_get_ext_by_NID(x, nid, -1);
+            *crit = i < 0 ? -1 : X509_EXTENSION_get_critical(X509_get_ext(x, i));
+        }
+        return NULL;
+    }
+    return __real_X509_get_ext_d2i(x, nid, crit, idx);
+}
+
+/* Variadic: the trailing argument is the curve name for "EC", the bit count for "RSA", and
+ * nothing for the other types (OpenSSL's EVP_PKEY_Q_keygen). */
+EVP_PKEY *__real_EVP_PKEY_Q_keygen(OSSL_LIB_CTX *c, const char *props, const char *type, ...);
+EVP_PKEY *__wrap_EVP_PKEY_Q_keygen(OSSL_LIB_CTX *c, const char *props, const char *type, ...);
+EVP_PKEY *__wrap_EVP_PKEY_Q_keygen(OSSL_LIB_CTX *c, const char *props, const char *type, ...) {
+    if (ALLOC_FAIL()) return NULL;
+    va_list ap;
+    va_start(ap, type);
+    EVP_PKEY *k;
+    if (strcmp(type, "EC") == 0) {
+        const char *curve = va_arg(ap, const char *);
+        k = __real_EVP_PKEY_Q_keygen(c, props, type, curve);
+    } else if (strcmp(type, "RSA") == 0) {
+        size_t bits = va_arg(ap, size_t);
+        k = __real_EVP_PKEY_Q_keygen(c, props, type, bits);
+    } else {
+        k = __real_EVP_PKEY_Q_keygen(c, props, type);
+    }
+    va_end(ap);
+    return k;
 }
 
 #define WRAP_JSON(ret, name, params, args)                                                         \

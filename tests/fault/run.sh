@@ -58,6 +58,36 @@ PACK_ARGS=(pack "$W/model" --sign-key "$K/vendor.sign.key" --passphrase-file "$K
     -r "$K/audit.pub" --model-id acme/tiny --version 3 --expires 2099-12-31 --chunk-size 4096 -q)
 "$BIN" "${PACK_ARGS[@]}" -o "$W/ref.tseal" 2>"$T/ref.log" || { cat "$T/ref.log"; die "reference pack failed"; }
 
+# The FIPS suite: a test PKI made with the openssl command (a P-256 root CA, a code-signing
+# leaf issued by it, the root's empty CRL), a P-256 recipient key and a reference container.
+P=$W/pki
+mkdir -p "$P"
+(
+    set -e
+    cd "$P"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout root.key -out root.pem \
+        -days 30 -subj "/CN=Fault Root CA/O=Bank" -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign"
+    printf '%s\n' basicConstraints=CA:FALSE keyUsage=critical,digitalSignature extendedKeyUsage=codeSigning \
+        subjectAltName=email:release@acme.example >leaf.cnf
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout signer.key.pem -out signer.csr \
+        -subj "/CN=acme-release/O=Acme"
+    openssl x509 -req -in signer.csr -CA root.pem -CAkey root.key -set_serial 2 -out signer.pem -days 10 \
+        -extfile leaf.cnf
+    chmod 600 signer.key.pem
+    : >index.txt
+    echo 01 >crlnumber
+    printf '%s\n' '[ca]' 'default_ca = root' '[root]' 'database = index.txt' 'crlnumber = crlnumber' \
+        'default_md = sha256' 'default_crl_days = 30' >ca.cnf
+    openssl ca -config ca.cnf -gencrl -keyfile root.key -cert root.pem -out crl.pem
+    cd "$K"
+    "$BIN" keygen --recipient fbank --suite fips
+) >"$T/pki.log" 2>&1 || { cat "$T/pki.log"; die "test PKI or P-256 keygen failed"; }
+FTRUST=(--trust-ca "$P/root.pem" --crl "$P/crl.pem" --identity email:release@acme.example)
+FPACK_ARGS=(pack "$W/model" --suite fips --sign-key "$P/signer.key.pem" --sign-cert "$P/signer.pem"
+    -r "$K/fbank.pub" --model-id acme/tiny --version 3 --expires 2099-12-31 --chunk-size 4096 -q)
+"$BIN" "${FPACK_ARGS[@]}" -o "$W/fref.tseal" 2>"$T/fref.log" || { cat "$T/fref.log"; die "FIPS reference pack failed"; }
+
 # Per operation: the command line (OUT is the operation's output folder).
 op_cmd() { # op out
     case $1 in
@@ -65,6 +95,9 @@ op_cmd() { # op out
     verify) CMD=("$BIN" verify "$W/ref.tseal" --trust "$K/vendor.sign.pub" --key "$K/bank.key" -q) ;;
     unpack) CMD=("$BIN" unpack "$W/ref.tseal" --trust "$K/vendor.sign.pub" --key "$K/audit.key"
         --passphrase-file "$K/pass" -o "$2/restored" -q) ;;
+    fips-pack) CMD=("$BIN" "${FPACK_ARGS[@]}" -o "$2/c.tseal") ;;
+    fips-verify) CMD=("$BIN" verify "$W/fref.tseal" "${FTRUST[@]}" --key "$K/fbank.key" -q) ;;
+    fips-unpack) CMD=("$BIN" unpack "$W/fref.tseal" "${FTRUST[@]}" --key "$K/fbank.key" -o "$2/restored" -q) ;;
     esac
 }
 
@@ -76,17 +109,17 @@ snapshot >"$T/shared.before"
 
 # Correct output of a run that succeeded (a container: it verifies and unpacks to the model).
 check_output() { # op out -> 0 if correct
+    local trust=(--trust "$K/vendor.sign.pub" --key "$K/bank.key")
+    [[ $1 == fips-* ]] && trust=("${FTRUST[@]}" --key "$K/fbank.key")
     case $1 in
-    pack)
-        TSEAL_FAULT_REPORT=0 "$BIN" verify "$2/c.tseal" --trust "$K/vendor.sign.pub" --key "$K/bank.key" -q \
-            >/dev/null 2>&1 &&
-            TSEAL_FAULT_REPORT=0 "$BIN" unpack "$2/c.tseal" --trust "$K/vendor.sign.pub" --key "$K/bank.key" \
-                -o "$2/check" -q >/dev/null 2>&1 &&
+    pack | fips-pack)
+        TSEAL_FAULT_REPORT=0 "$BIN" verify "$2/c.tseal" "${trust[@]}" -q >/dev/null 2>&1 &&
+            TSEAL_FAULT_REPORT=0 "$BIN" unpack "$2/c.tseal" "${trust[@]}" -o "$2/check" -q >/dev/null 2>&1 &&
             diff -r "$W/model" "$2/check" >/dev/null &&
             [ "$(ls -A "$2")" = "$(printf 'c.tseal\ncheck')" ]
         ;;
-    verify) [ -z "$(ls -A "$2")" ] ;;
-    unpack) diff -r "$W/model" "$2/restored" >/dev/null && [ "$(ls -A "$2")" = restored ] ;;
+    verify | fips-verify) [ -z "$(ls -A "$2")" ] ;;
+    unpack | fips-unpack) diff -r "$W/model" "$2/restored" >/dev/null && [ "$(ls -A "$2")" = restored ] ;;
     esac
 }
 
@@ -118,23 +151,27 @@ sweep() { # op class(ALLOC|IO) mode(once|persist|short)
             >"$res.out" 2>"$res.err"
         local rc=$? why=""
         runs=$((runs + 1))
-        local rep
-        rep=$(grep '^tseal-fault: ' "$res.err" | tail -1)
-        local calls inj fds sec
-        calls=$(sed -n "s/.* ${cls,,}=\([0-9]*\).*/\1/p" <<<"$rep")
-        inj=$(sed -n 's/.* injected=\([0-9]*\).*/\1/p' <<<"$rep")
-        fds=$(sed -n 's/.* fds=\([0-9-]*\).*/\1/p' <<<"$rep")
-        sec=$(sed -n 's/.* secure=\([0-9-]*\).*/\1/p' <<<"$rep")
-        local msg
-        msg=$(grep -v '^tseal-fault: ' "$res.err" | head -1)
+        # The fault report (the last tseal-fault line), the first other line and any sanitizer
+        # report, read with bash builtins only (a fork per field costs more than the run).
+        local rep="" msg="" line first=1 san=0 calls="" inj="" fds="" sec="" re=" ${cls,,}=([0-9]+)"
+        while IFS= read -r line || [ -n "$line" ]; do
+            if [[ $line == "tseal-fault: "* ]]; then
+                rep=$line
+            else
+                [ "$first" = 1 ] && msg=$line first=0
+                [[ $line =~ ERROR:\ (AddressSanitizer|LeakSanitizer)|runtime\ error:|Sanitizer ]] && san=1
+            fi
+        done <"$res.err"
+        [[ $rep =~ $re ]] && calls=${BASH_REMATCH[1]}
+        [[ $rep =~ \ injected=([0-9]+)\ fds=(-?[0-9]+)\ secure=(-?[0-9]+) ]] &&
+            inj=${BASH_REMATCH[1]} fds=${BASH_REMATCH[2]} sec=${BASH_REMATCH[3]}
         # Every problem of the run is listed (a leak does not hide a partial output).
         if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
             why="hang: no exit within ${TMO}s"
         elif [ "$rc" -ge 128 ]; then
             why="killed by signal $((rc - 128))"
         fi
-        if [ "$rc" -eq 86 ] || [ "$rc" -eq 87 ] ||
-            grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|Sanitizer' "$res.err"; then
+        if [ "$rc" -eq 86 ] || [ "$rc" -eq 87 ] || [ "$san" = 1 ]; then
             why="${why:+$why; }sanitizer report (exit $rc)"
         fi
         if [ -z "$rep" ]; then
@@ -193,7 +230,7 @@ sweep() { # op class(ALLOC|IO) mode(once|persist|short)
     echo "$tag $total $runs $failed $okfault $bugs" >"$res.sum"
 }
 
-OPS=(pack verify unpack)
+read -ra OPS <<<"${FAULT_OPS:-pack verify unpack fips-pack fips-verify fips-unpack}"
 sweeps=()
 for op in "${OPS[@]}"; do
     for cls in ALLOC IO; do
@@ -225,12 +262,12 @@ if [ -n "$(find "$W" -name '*.tmp.*' | head -1)" ]; then
     echo "FAIL: temporary files left: $(find "$W" -name '*.tmp.*')"
     bugs=$((bugs + 1))
 fi
-printf '%-22s %8s %6s %8s %10s %5s\n' sweep points runs "failed" "tolerated" bugs
+printf '%-26s %8s %6s %8s %10s %5s\n' sweep points runs "failed" "tolerated" bugs
 for s in "${sweeps[@]}"; do
     tag=${s// /-}
     [ -f "$T/res/$tag.sum" ] || { echo "FAIL: sweep $tag did not finish"; bugs=$((bugs + 1)); continue; }
     read -r _ total runs failed okf nb <"$T/res/$tag.sum"
-    printf '%-22s %8s %6s %8s %10s %5s\n' "$tag" "$total" "$runs" "$failed" "$okf" "$nb"
+    printf '%-26s %8s %6s %8s %10s %5s\n' "$tag" "$total" "$runs" "$failed" "$okf" "$nb"
     bugs=$((bugs + nb))
 done
 [ "$STRIDE" -gt 1 ] && echo "allocation points sampled with stride $STRIDE (I/O points: all)"
