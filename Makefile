@@ -29,7 +29,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wvla -Wpointer-arith
 HARDEN  := -fstack-protector-strong -fstack-clash-protection -fcf-protection -fPIC \
            -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2
-INC     := -Iinclude -Icommon -Icodec -Icrypto -Ipackager -Ipolicy -Ikernels -Ibench
+INC     := -Iinclude -Icommon -Icodec -Icrypto -Ipackager -Ipolicy -Ikernels -Iloader -Ibench
 ifneq ($(DEPS_PREFIX),)
 INC     += -I$(DEPS_PREFIX)/usr/include -I$(DEPS_PREFIX)/usr/include/x86_64-linux-gnu
 DEPLIB  := -L$(DEPS_PREFIX)/usr/lib/x86_64-linux-gnu -Wl,-rpath,$(DEPS_PREFIX)/usr/lib/x86_64-linux-gnu \
@@ -46,18 +46,19 @@ endif
 
 ifeq ($(CUDA),1)
 CUDA_LIBDIR := $(CUDA_HOME)/lib64
-LIBS    += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcudart -lstdc++
+LIBS    += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcudart -lstdc++
 NVFLAGS := -arch=$(CUDA_ARCH) -O3 -lineinfo -std=c++17 $(INC) -DTSEAL_CUDA=1 \
            -Xcompiler -fPIC,-Wall,-Wextra,-Werror,-fstack-protector-strong
 endif
 
 # Library sources, split by dependency (common <- codec <- packager/crypto <- loader/policy).
 LIB_C   := $(wildcard common/*.c codec/*.c crypto/*.c packager/*.c loader/*.c policy/*.c bench/*.c)
-KER_C   := $(filter-out kernels/gpu_nocuda.c,$(wildcard kernels/*.c))
+# kernels/*_nocuda.c are the stubs of the CUDA entry points, built instead of kernels/*.cu.
+KER_C   := $(filter-out %_nocuda.c,$(wildcard kernels/*.c))
 ifeq ($(CUDA),1)
 KER_CU  := $(wildcard kernels/*.cu)
 else
-KER_C   += kernels/gpu_nocuda.c
+KER_C   += $(wildcard kernels/*_nocuda.c)
 KER_CU  :=
 endif
 LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_C) $(KER_C)) $(patsubst %.cu,$(BUILD)/%.cu.o,$(KER_CU))

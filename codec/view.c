@@ -57,14 +57,38 @@ static int corrupt(const char *what, uint64_t offset) {
                      (unsigned long long)offset);
 }
 
+/* The blob's bytes: one contiguous image, or the regions of it a streaming loader kept. */
+typedef struct {
+    const tseal_ct_region *regs;
+    unsigned n;
+} src_t;
+
+/* Host pointer to blob bytes [off, off + len) if one region holds them all, else NULL. */
+static const uint8_t *span(const src_t *b, uint64_t off, uint64_t len) {
+    for (unsigned i = 0; i < b->n; i++) {
+        const tseal_ct_region *g = &b->regs[i];
+        if (off >= g->off && off - g->off <= g->len && len <= g->len - (off - g->off))
+            return g->p + (off - g->off);
+    }
+    return NULL;
+}
+
+static int missing(uint64_t off, uint64_t len) {
+    return tseal_err(TSEAL_E_INTERNAL, "coded tensor: bytes [%llu, +%llu) were not kept",
+                     (unsigned long long)off, (unsigned long long)len);
+}
+
 /* Check the bytes [from, to) of the blob are zero. */
-static int check_zero(const uint8_t *b, uint64_t from, uint64_t to, const char *what) {
-    for (uint64_t i = from; i < to; i++)
-        if (b[i]) return corrupt(what, i);
+static int check_zero(const src_t *b, uint64_t from, uint64_t to, const char *what) {
+    if (from >= to) return 0;
+    const uint8_t *p = span(b, from, to - from);
+    if (!p) return missing(from, to - from);
+    for (uint64_t i = 0; i < to - from; i++)
+        if (p[i]) return corrupt(what, from + i);
     return 0;
 }
 
-static int parse_raw_or_const(const uint8_t *b, uint64_t len, tseal_ct_view *v) {
+static int parse_raw_or_const(const src_t *b, uint64_t len, tseal_ct_view *v) {
     uint64_t bytes;
     if (v->max_code_bits || v->seg_log2 || v->len_width || v->exp_bits || v->seg_bits_min)
         return corrupt("codec fields set in a RAW/CONST tensor", 5);
@@ -80,18 +104,21 @@ static int parse_raw_or_const(const uint8_t *b, uint64_t len, tseal_ct_view *v) 
         return corrupt("tensor size overflows", 8);
     if (len != TSEAL_CT_HEADER_BYTES + tseal_align16(bytes))
         return corrupt("blob size does not match the header", len);
+    /* NULL when a streaming loader did not keep the data (it lives on a device) */
     if (v->mode == TSEAL_CT_MODE_RAW)
-        v->raw = b + TSEAL_CT_HEADER_BYTES;
+        v->raw = span(b, TSEAL_CT_HEADER_BYTES, bytes);
     else
-        v->plane = b + TSEAL_CT_HEADER_BYTES;
+        v->plane = span(b, TSEAL_CT_HEADER_BYTES, bytes);
     v->blob_bytes = len;
     return check_zero(b, TSEAL_CT_HEADER_BYTES + bytes, len, "nonzero padding");
 }
 
-static int parse_code_lengths(const uint8_t *b, tseal_ct_view *v) {
+static int parse_code_lengths(const src_t *src, tseal_ct_view *v) {
     unsigned longest = 0;
+    const uint8_t *b = span(src, TSEAL_CT_HEADER_BYTES, TSEAL_CT_LENS_BYTES);
+    if (!b) return missing(TSEAL_CT_HEADER_BYTES, TSEAL_CT_LENS_BYTES);
     for (unsigned s = 0; s < 256; s++) {
-        uint8_t byte = b[TSEAL_CT_HEADER_BYTES + s / 2];
+        uint8_t byte = b[s / 2];
         v->code_len[s] = (s & 1) ? byte >> 4 : byte & 15;
         if (v->code_len[s] > longest) longest = v->code_len[s];
     }
@@ -125,7 +152,7 @@ static int check_segments(tseal_ct_view *v, uint64_t bases_off, uint64_t lens_of
     return 0;
 }
 
-static int parse_huff(const uint8_t *b, uint64_t len, tseal_ct_view *v) {
+static int parse_huff(const src_t *b, uint64_t len, tseal_ct_view *v) {
     if (v->elem_size != 2) return corrupt("HUFF tensor element size is not 2", 44);
     if (v->const_exp) return corrupt("constant exponent set in a HUFF tensor", 45);
     if (v->n_elems == 0) return corrupt("empty HUFF tensor", 8);
@@ -159,32 +186,40 @@ static int parse_huff(const uint8_t *b, uint64_t len, tseal_ct_view *v) {
     v->exp_bytes = exp_data + TSEAL_EXP_SLACK;
     if (len != exp_off + tseal_align16(v->exp_bytes))
         return corrupt("blob size does not match the header", len);
-    v->plane = b + plane_off;
-    v->group_base = b + bases_off;
-    v->seg_lens = b + lens_off;
-    v->exp_stream = b + exp_off;
+    /* The index must be on the host; the plane and the stream may live on a device only. */
+    v->plane = span(b, plane_off, v->n_elems);
+    v->group_base = span(b, bases_off, 8 * v->n_groups);
+    v->seg_lens = span(b, lens_off, (lens_bits + 7) / 8);
+    v->exp_stream = span(b, exp_off, v->exp_bytes);
     v->blob_bytes = len;
+    if (!v->group_base) return missing(bases_off, 8 * v->n_groups);
+    if (!v->seg_lens) return missing(lens_off, (lens_bits + 7) / 8);
 
     if ((r = check_zero(b, plane_off + v->n_elems, bases_off, "nonzero padding after the plane")) ||
         (r = check_zero(b, bases_off + 8 * v->n_groups, lens_off,
                         "nonzero padding after group bases")) ||
         (r = check_zero(b, exp_off + exp_data, len, "nonzero slack after the exponent stream")))
         return r;
-    if (lens_bits % 8 && (b[lens_off + lens_bits / 8] >> (lens_bits % 8)) != 0)
+    if (lens_bits % 8 && (v->seg_lens[lens_bits / 8] >> (lens_bits % 8)) != 0)
         return corrupt("nonzero bits after the last segment length", lens_off + lens_bits / 8);
     if ((r = check_zero(b, lens_off + (lens_bits + 7) / 8, exp_off,
                         "nonzero padding after segment lengths")))
         return r;
-    if (v->exp_bits % 8 && (uint8_t)(b[exp_off + v->exp_bits / 8] << (v->exp_bits % 8)) != 0)
-        return corrupt("nonzero bits after the end of the exponent stream",
-                       exp_off + v->exp_bits / 8);
+    if (v->exp_bits % 8) {
+        const uint8_t *last = span(b, exp_off + v->exp_bits / 8, 1);
+        if (!last) return missing(exp_off + v->exp_bits / 8, 1);
+        if ((uint8_t)(*last << (v->exp_bits % 8)) != 0)
+            return corrupt("nonzero bits after the end of the exponent stream",
+                           exp_off + v->exp_bits / 8);
+    }
     return check_segments(v, bases_off, lens_off);
 }
 
-int tseal_codec_view(const void *blob, size_t len, tseal_ct_view *v) {
-    const uint8_t *b = blob;
+static int view_src(const src_t *src, uint64_t len, tseal_ct_view *v) {
     memset(v, 0, sizeof *v);
-    if (!b || len < TSEAL_CT_HEADER_BYTES) return corrupt("blob shorter than its header", len);
+    if (len < TSEAL_CT_HEADER_BYTES) return corrupt("blob shorter than its header", len);
+    const uint8_t *b = span(src, 0, TSEAL_CT_HEADER_BYTES);
+    if (!b) return missing(0, TSEAL_CT_HEADER_BYTES);
     if (memcmp(b, TSEAL_CT_MAGIC, 4) != 0) return corrupt("bad magic", 0);
     v->mode = b[4];
     v->max_code_bits = b[5];
@@ -197,7 +232,7 @@ int tseal_codec_view(const void *blob, size_t len, tseal_ct_view *v) {
     v->seg_bits_min = tseal_load_le32(b + 40);
     v->elem_size = b[44];
     v->const_exp = b[45];
-    int r = check_zero(b, 46, TSEAL_CT_HEADER_BYTES, "nonzero reserved header bytes");
+    int r = check_zero(src, 46, TSEAL_CT_HEADER_BYTES, "nonzero reserved header bytes");
     if (r) return r;
     uint64_t n;
     if (tseal_mul_ovf(v->rows, v->cols, &n) || n != v->n_elems)
@@ -205,10 +240,55 @@ int tseal_codec_view(const void *blob, size_t len, tseal_ct_view *v) {
     switch (v->mode) {
     case TSEAL_CT_MODE_RAW:
     case TSEAL_CT_MODE_CONST:
-        return parse_raw_or_const(b, len, v);
+        return parse_raw_or_const(src, len, v);
     case TSEAL_CT_MODE_HUFF:
-        return parse_huff(b, len, v);
+        return parse_huff(src, len, v);
     default:
         return corrupt("unknown mode", 4);
     }
+}
+
+int tseal_codec_view(const void *blob, size_t len, tseal_ct_view *v) {
+    if (!blob) {
+        memset(v, 0, sizeof *v);
+        return corrupt("blob shorter than its header", 0);
+    }
+    tseal_ct_region all = {blob, 0, len};
+    src_t src = {&all, 1};
+    return view_src(&src, len, v);
+}
+
+int tseal_codec_view_regions(uint64_t blob_len, const tseal_ct_region *regs, unsigned n,
+                             tseal_ct_view *v) {
+    src_t src = {regs, n};
+    return view_src(&src, blob_len, v);
+}
+
+int tseal_codec_kept_regions(const uint8_t head[TSEAL_CT_HEAD_BYTES], uint64_t blob_len,
+                             tseal_ct_region regs[2]) {
+    tseal_ct_region h = {head, 0, blob_len < TSEAL_CT_HEAD_BYTES ? blob_len : TSEAL_CT_HEAD_BYTES};
+    src_t src = {&h, 1};
+    tseal_ct_view v;
+    memset(regs, 0, 2 * sizeof *regs);
+    int r = view_src(&src, blob_len, &v);
+    /* The header and code table parse; everything else is missing (an internal error) or
+     * corrupt. Only the geometry matters here: recompute the sections from it. */
+    if (r && r != TSEAL_E_INTERNAL) return r;
+    if (blob_len < TSEAL_CT_HEADER_BYTES) return corrupt("blob shorter than its header", blob_len);
+    tseal_err_clear();
+    if (v.mode != TSEAL_CT_MODE_HUFF) {
+        uint64_t unit = v.mode == TSEAL_CT_MODE_RAW ? v.elem_size : 1, bytes = v.n_elems * unit;
+        regs[0].off = TSEAL_CT_HEADER_BYTES + bytes; /* the padding after the data */
+        regs[0].len = blob_len - regs[0].off;
+        return 0;
+    }
+    uint64_t plane_off = TSEAL_CT_HEADER_BYTES + TSEAL_CT_LENS_BYTES;
+    uint64_t bases_off = plane_off + tseal_align16(v.n_elems);
+    uint64_t lens_off = bases_off + tseal_align16(8 * v.n_groups);
+    uint64_t exp_off = lens_off + tseal_align16((v.n_segs * v.len_width + 7) / 8);
+    regs[0].off = plane_off + v.n_elems; /* plane padding, group bases, segment lengths */
+    regs[0].len = exp_off - regs[0].off;
+    regs[1].off = exp_off + v.exp_bits / 8; /* last stream byte, slack and padding */
+    regs[1].len = blob_len - regs[1].off;
+    return 0;
 }

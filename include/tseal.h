@@ -223,6 +223,23 @@ int tseal_codec_encode_stream(tseal_read_fn rd, void *rctx, uint64_t rows, uint6
 /* Parse and validate a coded blob (every field, table, index entry and padding byte). */
 int tseal_codec_view(const void *blob, size_t len, tseal_ct_view *view);
 
+/* Streaming loaders keep only parts of a blob on the host (the rest goes to a device). */
+typedef struct {
+    const uint8_t *p; /* host copy of blob bytes [off, off + len) */
+    uint64_t off, len;
+} tseal_ct_region;
+#define TSEAL_CT_HEAD_BYTES (TSEAL_CT_HEADER_BYTES + TSEAL_CT_LENS_BYTES) /* header + code table   \
+                                                                           */
+/* From the blob's first TSEAL_CT_HEAD_BYTES (or all of a shorter blob) and its length: the
+ * (at most two) other byte ranges tseal_codec_view_regions needs (len 0 = unused): the
+ * index sections with the paddings around them, and the stream's last byte with its slack. */
+int tseal_codec_kept_regions(const uint8_t head[TSEAL_CT_HEAD_BYTES], uint64_t blob_len,
+                             tseal_ct_region regs[2]);
+/* tseal_codec_view over the kept regions (head + kept_regions): the same checks of every
+ * field, table, index entry and padding byte; plane/exp_stream/raw are NULL when not kept. */
+int tseal_codec_view_regions(uint64_t blob_len, const tseal_ct_region *regs, unsigned n,
+                             tseal_ct_view *view);
+
 /*
  * Reference decoder: bit-by-bit canonical Huffman, obviously correct; the oracle of the tests.
  * `out` receives n_elems * elem_size bytes (BF16 values for CONST and HUFF). Rejects any
@@ -533,13 +550,143 @@ uint64_t tseal_gpu_tensor_device_bytes(const tseal_gpu_tensor *t);
 
 /*
  * Plain device memory for C callers built without the CUDA headers (tests, the CLI). Copies and
- * memset are synchronous (legacy default stream); tseal_gpu_free(NULL) is a no-op.
+ * memset are synchronous (legacy default stream); tseal_gpu_mem_free(NULL) is a no-op.
  */
 int tseal_gpu_malloc(int device, size_t bytes, void **out);
-void tseal_gpu_free(void *dev_ptr);
+void tseal_gpu_mem_free(void *dev_ptr);
 int tseal_gpu_memcpy_h2d(void *dev_dst, const void *host_src, size_t bytes);
 int tseal_gpu_memcpy_d2h(void *host_dst, const void *dev_src, size_t bytes);
 int tseal_gpu_memset(void *dev_ptr, int value, size_t bytes);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Loader: open a verified artifact, read its tensors, load them onto a GPU (loader/)         */
+/* ------------------------------------------------------------------------------------------ */
+
+/* A verified, decryptable artifact: signatures (or the policy), expiry and the key were checked
+ * and the manifest decrypted. Tensor bytes are read, checked against the signed chunk hashes,
+ * authenticated and decrypted on demand. Safe to use from several threads. */
+typedef struct tseal_artifact tseal_artifact;
+
+/*
+ * Open `path` for reading with the recipient key opts->key (required) and the trust of
+ * tseal_verify_opts (trusted keys, CAs or a policy; a policy's rollback state is checked but
+ * never raised here: `tseal verify --state` raises it). Reads only the header, the signature
+ * block and the manifest; TSEAL_E_VERIFY / TSEAL_E_DENIED as tseal_verify.
+ */
+int tseal_open(const char *path, const tseal_verify_opts *opts, tseal_artifact **out);
+void tseal_close(tseal_artifact *a);
+
+typedef struct {
+    const char *name; /* valid while the artifact is open */
+    tseal_dtype dtype;
+    uint32_t rank;
+    uint64_t shape[TSEAL_MAX_RANK];
+    uint64_t n_elems;
+    uint64_t bytes;       /* original (decoded) bytes */
+    uint64_t rows, cols;  /* coded tensors: the segmentation geometry; else 0 */
+    int coded;            /* 1: exponent-coded (BF16); 0: stored as raw bytes */
+    uint64_t coded_bytes; /* bytes of its stored (compressed) form */
+    const char *file;     /* the safetensors file it came from */
+    uint8_t sha256[32];   /* signed tree digest of its original bytes (docs/FORMAT.md 5.5) */
+} tseal_tensor_info;
+
+const char *tseal_artifact_model_id(const tseal_artifact *a);
+uint64_t tseal_artifact_version(const tseal_artifact *a);
+size_t tseal_artifact_tensor_count(const tseal_artifact *a);
+int tseal_artifact_tensor_info(const tseal_artifact *a, size_t i, tseal_tensor_info *info);
+/* TSEAL_E_NOTFOUND if no tensor has that name. */
+int tseal_artifact_find(const tseal_artifact *a, const char *name, size_t *index);
+
+/*
+ * Decode tensor i into `dst` (info.bytes bytes, host memory; use locked memory for weights,
+ * e.g. tseal_secure_buffer) with `threads` decoder threads (0 = all CPUs), and check the result
+ * against the signed digest; on any failure dst is wiped. Temporaries are wiped.
+ */
+int tseal_artifact_read_tensor(tseal_artifact *a, size_t i, void *dst, uint64_t dst_len,
+                               unsigned threads);
+/* Rows [row_begin, row_end) of a coded tensor's rows x cols geometry (no digest check: the
+ * digest covers the whole tensor; the chunks read are authenticated). For tensor-parallel
+ * slices and bounded buffers. */
+int tseal_artifact_read_rows(tseal_artifact *a, size_t i, uint64_t row_begin, uint64_t row_end,
+                             void *dst, uint64_t dst_len, unsigned threads);
+
+/* Files of the original model (safetensors files and other files such as config.json). */
+size_t tseal_artifact_file_count(const tseal_artifact *a);
+/* Path relative to the model folder, size, and 1 for a safetensors file (rebuilt from tensors). */
+int tseal_artifact_file_info(const tseal_artifact *a, size_t i, const char **path, uint64_t *size,
+                             int *is_safetensors);
+/* Contents of a non-safetensors file (config.json, tokenizer files) into a heap buffer (freed
+ * with tseal_buf_free), checked against its signed SHA-256; at most `max` bytes (else
+ * TSEAL_E_LIMIT). TSEAL_E_NOTFOUND for an unknown path. */
+int tseal_artifact_read_file(tseal_artifact *a, const char *path, uint64_t max, tseal_buf *out);
+
+/* Locked, wiped-on-free host memory for plaintext (sodium_malloc). NULL when out of memory. */
+void *tseal_secure_buffer(size_t bytes);
+void tseal_secure_buffer_free(void *p);
+
+/* A model loaded onto a GPU: every tensor resident there in its compressed form. */
+typedef struct tseal_gpu_model tseal_gpu_model;
+
+typedef struct {
+    int device;              /* CUDA device ordinal */
+    unsigned threads;        /* CPU threads for hashing and decryption (0 = all) */
+    uint64_t staging_bytes;  /* each of the two pinned staging buffers (0 = 64 MiB) */
+    const char *const *only; /* if n_only: load just these tensors */
+    unsigned n_only;
+    tseal_progress_fn progress;
+    void *progress_ctx;
+} tseal_gpu_load_opts;
+
+typedef struct {
+    uint32_t tensors;
+    uint64_t compressed_bytes; /* plaintext bytes copied to the device */
+    uint64_t device_bytes;     /* device memory held by the loaded tensors */
+    uint64_t original_bytes;   /* BF16 (decoded) size of the loaded tensors */
+    uint64_t staging_bytes;    /* pinned host memory used (both buffers) */
+    double seconds;            /* wall time of tseal_gpu_load */
+    double read_seconds, decrypt_seconds, copy_wait_seconds; /* summed over the pipeline */
+} tseal_gpu_load_report;
+
+/*
+ * Load the artifact's tensors onto GPU opts->device: each segment's ciphertext chunks are read,
+ * checked against the signed hashes and decrypted (all CPU threads) into one of two pinned
+ * staging buffers while the other is copied to the device on a stream; staging is wiped after
+ * use and freed. Only compressed plaintext ever exists in host memory. TSEAL_E_NO_GPU without a
+ * device (message says so). `report` may be NULL.
+ */
+int tseal_gpu_load(tseal_artifact *a, const tseal_gpu_load_opts *opts, tseal_gpu_model **out,
+                   tseal_gpu_load_report *report);
+void tseal_gpu_free(tseal_gpu_model *m);
+
+/* Decode every loaded tensor on the GPU and check it against its signed digest: the decoded
+ * bytes come back 16 MiB at a time into locked host memory for hashing and are wiped there
+ * (and on the device). For demos and acceptance checks; `tseal audit --device gpu` is the
+ * auditable form. TSEAL_E_VERIFY names the first tensor that differs. */
+int tseal_gpu_model_check(const tseal_artifact *a, const tseal_gpu_model *m, uint32_t *n_checked);
+
+size_t tseal_gpu_model_count(const tseal_gpu_model *m);
+/* The loaded tensor i (in the order of tseal_artifact_tensor_info); NULL if out of range. */
+const tseal_gpu_tensor *tseal_gpu_model_tensor(const tseal_gpu_model *m, size_t i);
+/* By name; NULL if absent (with a message). */
+const tseal_gpu_tensor *tseal_gpu_model_find(const tseal_gpu_model *m, const char *name);
+const char *tseal_gpu_tensor_name(const tseal_gpu_tensor *t);
+/* Decoded (BF16 / original) size in bytes, and rows x cols geometry (cols = last dim). */
+uint64_t tseal_gpu_tensor_bytes(const tseal_gpu_tensor *t);
+void tseal_gpu_tensor_shape(const tseal_gpu_tensor *t, uint64_t *rows, uint64_t *cols);
+
+/* Decode one loaded tensor into `dst` (device memory, tseal_gpu_tensor_bytes bytes) on `stream`
+ * (cudaStream_t, NULL = default): bit-exact with the C reference decoder. Raw tensors are
+ * copied. Errors as tseal_gpu_tensor_decode. */
+int tseal_gpu_decode_bf16(const tseal_gpu_tensor *t, void *dst, void *stream);
+
+/*
+ * y[b] = W x[b] for b < batch (1..16): W the loaded N x K BF16 tensor (rows x cols, row-major as
+ * nn.Linear.weight), x batch x K and y batch x N BF16 in device memory, FP32 accumulation.
+ * Decodes the weights in registers/shared memory (never to device memory). Bitwise
+ * deterministic, and bit-identical to tseal_gpu_gemv_ref on the decoded weights (reduction
+ * order: kernels/gemv.cuh). TSEAL_E_UNSUPPORTED for a tensor that is not 2-D BF16.
+ */
+int tseal_gpu_gemv(const tseal_gpu_tensor *t, const void *x, void *y, unsigned batch, void *stream);
 
 #ifdef __cplusplus
 }

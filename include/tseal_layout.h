@@ -145,6 +145,15 @@ TSEAL_HD uint64_t tseal_load_le64(const uint8_t *p) {
     return v;
 }
 
+/* Offsets of a HUFF blob's sections (the view's geometry fields must be set). */
+TSEAL_HD void tseal_ct_huff_sections(const tseal_ct_view *v, uint64_t *plane_off,
+                                     uint64_t *bases_off, uint64_t *lens_off, uint64_t *exp_off) {
+    *plane_off = 64 + 128; /* header + code lengths */
+    *bases_off = *plane_off + tseal_align16(v->n_elems);
+    *lens_off = *bases_off + tseal_align16(8 * v->n_groups);
+    *exp_off = *lens_off + tseal_align16((v->n_segs * v->len_width + 7) / 8);
+}
+
 /* Segment geometry. */
 TSEAL_HD uint64_t tseal_ct_seg_row(const tseal_ct_view *v, uint64_t j) {
     return j / v->segs_per_row;

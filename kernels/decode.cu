@@ -20,20 +20,8 @@
 #include "tseal.h"
 #include "../codec/huffman.h"
 #include "decode.cuh"
-
-#define ERR_RECORD_BYTES 256
-
-struct tseal_gpu_tensor {
-    int device;
-    tseal_ct_view geo; /* the view's header fields; its host pointers are cleared */
-    uint8_t *mem;      /* the one device allocation (NULL when empty) */
-    uint64_t mem_bytes;
-    tseal_gpu_huff_args huff; /* HUFF: device pointers and geometry (`out` set per decode) */
-    const uint8_t *plane;     /* CONST */
-    const uint8_t *raw;       /* RAW */
-    unsigned grid_cap;        /* resident blocks of the decode kernel on the device */
-    pthread_mutex_t lock;     /* one decode at a time: the error record is per tensor */
-};
+#include "gpu_internal.h"
+#include "gpu_tensor.cuh"
 
 /* ---- errors and device selection ------------------------------------------------------------- */
 
@@ -113,6 +101,33 @@ static int check_view(const tseal_ct_view *v) {
 /* Section sizes in the device allocation (each padded to 16, plus the zero pad). */
 static uint64_t dev_section(uint64_t bytes) {
     return tseal_align16(bytes) + TSEAL_GPU_SECTION_PAD;
+}
+
+/* Resident blocks of the tensor's decode kernel on its device (the current one). */
+static int compute_grid_cap(tseal_gpu_tensor *t, const char *what) {
+    const bool huff = t->geo.mode == TSEAL_CT_MODE_HUFF;
+    int sms = 0, per_sm = 0, per_sm_vec = 0;
+    CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, t->device), what);
+    if (huff) {
+        CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                     &per_sm, tseal_gpu_huff_kernel<false>, TSEAL_GPU_HUFF_THREADS, 0),
+                 what);
+        CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                     &per_sm_vec, tseal_gpu_huff_kernel<true>, TSEAL_GPU_HUFF_THREADS, 0),
+                 what);
+    } else {
+        CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                     &per_sm, tseal_gpu_const_kernel<false>, TSEAL_GPU_CONST_THREADS, 0),
+                 what);
+        CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                     &per_sm_vec, tseal_gpu_const_kernel<true>, TSEAL_GPU_CONST_THREADS, 0),
+                 what);
+    }
+    int m = per_sm < per_sm_vec ? per_sm : per_sm_vec;
+    if (m < 1) m = 1;
+    if (sms < 1) sms = 1;
+    t->grid_cap = (unsigned)sms * (unsigned)m;
+    return 0;
 }
 
 int tseal_gpu_tensor_upload(const tseal_ct_view *view, int device, tseal_gpu_tensor **out) {
@@ -242,25 +257,8 @@ int tseal_gpu_tensor_upload(const tseal_ct_view *view, int device, tseal_gpu_ten
      * (also a non-blocking one) sees them. */
     TRY(cudaStreamSynchronize(0));
 
-    {
-        int sms = 0, per_sm = 0, per_sm_vec = 0;
-        TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-        if (huff) {
-            TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, tseal_gpu_huff_kernel<false>,
-                                                              TSEAL_GPU_HUFF_THREADS, 0));
-            TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-                &per_sm_vec, tseal_gpu_huff_kernel<true>, TSEAL_GPU_HUFF_THREADS, 0));
-        } else {
-            TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-                &per_sm, tseal_gpu_const_kernel<false>, TSEAL_GPU_CONST_THREADS, 0));
-            TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-                &per_sm_vec, tseal_gpu_const_kernel<true>, TSEAL_GPU_CONST_THREADS, 0));
-        }
-        int m = per_sm < per_sm_vec ? per_sm : per_sm_vec;
-        if (m < 1) m = 1;
-        if (sms < 1) sms = 1;
-        t->grid_cap = (unsigned)sms * (unsigned)m;
-    }
+    rc = compute_grid_cap(t, what);
+    if (rc) goto fail;
 #undef TRY
 
     free(dtab);
@@ -282,20 +280,133 @@ fail:
 
 void tseal_gpu_tensor_free(tseal_gpu_tensor *t) {
     if (!t) return;
-    if (t->mem) {
+    if (t->mem || t->blob) {
         int prev = 0;
         if (dev_enter(t->device, &prev, "tseal_gpu_tensor_free") == 0) {
-            (void)cudaFree(t->mem);
+            if (t->mem) (void)cudaFree(t->mem);
+            if (t->blob) (void)cudaFree(t->blob);
             (void)cudaGetLastError();
             dev_leave(t->device, prev);
         }
     }
     pthread_mutex_destroy(&t->lock);
+    free(t->name);
     free(t);
 }
 
+/* ---- a tensor over a blob already on the device (the loader) ------------------------------- */
+
+int tseal_gpu_tensor_adopt(const tseal_ct_view *v, int device, void *dev_blob, const char *name,
+                           uint64_t bytes, tseal_gpu_tensor **out) {
+    static const char *what = "tseal_gpu_tensor_adopt";
+    *out = NULL;
+    int prev = 0, rc = 0;
+    uint32_t *dtab = NULL;
+    uint16_t *stab = NULL;
+    tseal_gpu_tensor *t = (tseal_gpu_tensor *)calloc(1, sizeof *t);
+    if (!t || pthread_mutex_init(&t->lock, NULL) != 0) {
+        free(t);
+        if (dev_blob && dev_enter(device, &prev, what) == 0) {
+            (void)cudaFree(dev_blob);
+            dev_leave(device, prev);
+        }
+        return tseal_err(TSEAL_E_NOMEM, "%s: out of memory", what);
+    }
+    t->device = device;
+    t->blob = (uint8_t *)dev_blob;
+    t->blob_mem = v->blob_bytes + TSEAL_GPU_BLOB_PAD;
+    t->bytes = bytes;
+    t->name = name ? strdup(name) : NULL;
+    t->geo = *v;
+    t->geo.group_base = t->geo.seg_lens = t->geo.exp_stream = t->geo.plane = t->geo.raw = NULL;
+    /* The plane and stream live on the device only: check the view's other invariants. */
+    tseal_ct_view chk = *v;
+    chk.plane = chk.exp_stream = chk.raw = (const uint8_t *)dev_blob;
+    if (name && !t->name) rc = tseal_err(TSEAL_E_NOMEM, "%s: out of memory", what);
+    if (!rc) rc = check_view(&chk);
+    if (!rc && v->mode == TSEAL_CT_MODE_HUFF) rc = tseal_huff_check(v->code_len);
+    if (!rc) rc = dev_enter(device, &prev, what);
+    if (rc) {
+        tseal_gpu_tensor_free(t); /* frees the blob */
+        return rc;
+    }
+    uint8_t *b = (uint8_t *)dev_blob;
+#define TRY(call)                                                                                  \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) {                                                                   \
+            rc = cuda_fail(e_, #call, what);                                                       \
+            goto done;                                                                             \
+        }                                                                                          \
+    } while (0)
+    if (v->mode == TSEAL_CT_MODE_HUFF) {
+        uint64_t plane_off, bases_off, lens_off, exp_off;
+        tseal_ct_huff_sections(v, &plane_off, &bases_off, &lens_off, &exp_off);
+        const uint64_t off_dtab = ERR_RECORD_BYTES, off_len = off_dtab + TSEAL_DTAB_SIZE * 4;
+        t->mem_bytes = off_len + 256;
+        dtab = (uint32_t *)malloc(TSEAL_DTAB_SIZE * sizeof *dtab);
+        stab = (uint16_t *)malloc(TSEAL_DTAB_SIZE * sizeof *stab);
+        if (!dtab || !stab) {
+            rc = tseal_err(TSEAL_E_NOMEM, "%s: out of memory", what);
+            goto done;
+        }
+        tseal_huff_build_dtab(v->code_len, dtab, stab);
+        TRY(cudaMalloc((void **)&t->mem, (size_t)t->mem_bytes));
+        TRY(cudaMemset(t->mem, 0, ERR_RECORD_BYTES));
+        TRY(cudaMemcpy(t->mem + off_dtab, dtab, TSEAL_DTAB_SIZE * 4, cudaMemcpyHostToDevice));
+        TRY(cudaMemcpy(t->mem + off_len, v->code_len, 256, cudaMemcpyHostToDevice));
+        tseal_gpu_huff_args *a = &t->huff;
+        a->err = (tseal_gpu_err *)t->mem;
+        a->dtab = (const uint32_t *)(t->mem + off_dtab);
+        a->code_len = t->mem + off_len;
+        a->group_base = (const uint64_t *)(b + bases_off);
+        a->seg_lens = (const uint32_t *)(b + lens_off);
+        a->exp_words = (const uint32_t *)(b + exp_off);
+        a->plane = b + plane_off;
+        a->n_segs = v->n_segs;
+        a->segs_per_row = v->segs_per_row;
+        a->cols = v->cols;
+        a->exp_bits = v->exp_bits;
+        a->seg_bits_min = v->seg_bits_min;
+        a->len_width = v->len_width;
+        a->seg_log2 = v->seg_log2;
+    } else if (v->mode == TSEAL_CT_MODE_CONST) {
+        t->plane = b + TSEAL_CT_HEADER_BYTES;
+    } else {
+        t->raw = b + TSEAL_CT_HEADER_BYTES;
+    }
+    TRY(cudaStreamSynchronize(0));
+    rc = compute_grid_cap(t, what);
+#undef TRY
+done:
+    free(dtab);
+    free(stab);
+    dev_leave(device, prev);
+    if (rc) {
+        tseal_gpu_tensor_free(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+const char *tseal_gpu_tensor_name(const tseal_gpu_tensor *t) {
+    return t && t->name ? t->name : "";
+}
+
+uint64_t tseal_gpu_tensor_bytes(const tseal_gpu_tensor *t) {
+    if (!t) return 0;
+    if (t->bytes) return t->bytes;
+    return t->geo.n_elems * (t->geo.mode == TSEAL_CT_MODE_RAW ? t->geo.elem_size : 2);
+}
+
+void tseal_gpu_tensor_shape(const tseal_gpu_tensor *t, uint64_t *rows, uint64_t *cols) {
+    if (rows) *rows = t ? t->geo.rows : 0;
+    if (cols) *cols = t ? t->geo.cols : 0;
+}
+
 uint64_t tseal_gpu_tensor_device_bytes(const tseal_gpu_tensor *t) {
-    return t ? t->mem_bytes : 0;
+    return t ? t->mem_bytes + (t->blob ? t->blob_mem : 0) : 0;
 }
 
 /* ---- decode ---------------------------------------------------------------------------------- */
@@ -399,7 +510,7 @@ int tseal_gpu_malloc(int device, size_t bytes, void **out) {
     return rc;
 }
 
-void tseal_gpu_free(void *ptr) {
+void tseal_gpu_mem_free(void *ptr) {
     if (!ptr) return;
     (void)cudaFree(ptr);
     (void)cudaGetLastError();

@@ -2,6 +2,7 @@
  * gpu_nocuda.c - the kernels/ entry points when tseal is built without CUDA (CUDA=0):
  * every GPU call fails cleanly with TSEAL_E_NO_GPU (message: "built without CUDA").
  */
+#include "gpu_internal.h"
 #include "internal.h"
 
 int tseal_gpu_built(void) {
@@ -46,7 +47,7 @@ int tseal_gpu_malloc(int device, size_t bytes, void **out) {
     return TSEAL_E_NO_GPU;
 }
 
-void tseal_gpu_free(void *dev_ptr) {
+void tseal_gpu_mem_free(void *dev_ptr) {
     (void)dev_ptr;
 }
 
@@ -72,4 +73,104 @@ int tseal_gpu_memset(void *dev_ptr, int value, size_t bytes) {
     (void)bytes;
     tseal_gpu_device_count();
     return TSEAL_E_NO_GPU;
+}
+
+/* ---- kernels/gpu_internal.h (the loader's pipeline) ------------------------------------------ */
+
+static int no_gpu(void) {
+    tseal_gpu_device_count(); /* sets the message */
+    return TSEAL_E_NO_GPU;
+}
+
+int tseal_gpu_pinned_alloc(size_t bytes, void **out) {
+    (void)bytes;
+    *out = NULL;
+    return no_gpu();
+}
+
+void tseal_gpu_pinned_free(void *p) {
+    (void)p;
+}
+
+int tseal_gpu_stream_new(int device, void **out) {
+    (void)device;
+    *out = NULL;
+    return no_gpu();
+}
+
+void tseal_gpu_stream_free(void *stream) {
+    (void)stream;
+}
+
+int tseal_gpu_stream_sync(void *stream) {
+    (void)stream;
+    return no_gpu();
+}
+
+int tseal_gpu_event_new(void **out) {
+    *out = NULL;
+    return no_gpu();
+}
+
+void tseal_gpu_event_free(void *event) {
+    (void)event;
+}
+
+int tseal_gpu_event_record(void *event, void *stream) {
+    (void)event;
+    (void)stream;
+    return no_gpu();
+}
+
+int tseal_gpu_event_wait(void *event) {
+    (void)event;
+    return no_gpu();
+}
+
+int tseal_gpu_copy_h2d_async(void *dev_dst, const void *host_src, size_t bytes, void *stream) {
+    (void)dev_dst;
+    (void)host_src;
+    (void)bytes;
+    (void)stream;
+    return no_gpu();
+}
+
+int tseal_gpu_blob_alloc(int device, uint64_t blob_len, void **out) {
+    (void)device;
+    (void)blob_len;
+    *out = NULL;
+    return no_gpu();
+}
+
+int tseal_gpu_tensor_adopt(const tseal_ct_view *v, int device, void *dev_blob, const char *name,
+                           uint64_t bytes, tseal_gpu_tensor **out) {
+    (void)v;
+    (void)device;
+    (void)dev_blob;
+    (void)name;
+    (void)bytes;
+    *out = NULL;
+    return no_gpu();
+}
+
+int tseal_gpu_wipe(void *dev_ptr, size_t bytes) {
+    (void)dev_ptr;
+    (void)bytes;
+    return no_gpu();
+}
+
+const char *tseal_gpu_tensor_name(const tseal_gpu_tensor *t) {
+    (void)t;
+    return "";
+}
+
+uint64_t tseal_gpu_tensor_bytes(const tseal_gpu_tensor *t) {
+    (void)t;
+    return 0;
+}
+
+void tseal_gpu_tensor_shape(const tseal_gpu_tensor *t, uint64_t *rows, uint64_t *cols) {
+    (void)t;
+    if (rows) *rows = 0;
+    if (cols) *cols = 0;
 }

@@ -723,7 +723,8 @@ typedef struct {
     const tseal_segment *seg;
     const uint8_t *list;
     const uint8_t *key;
-    uint8_t *out;
+    uint8_t *out; /* receives chunks [chunk0, chunk_end) */
+    uint32_t chunk0, chunk_end;
 } dec_job;
 
 static int decrypt_chunks(void *arg, unsigned item) {
@@ -732,8 +733,8 @@ static int decrypt_chunks(void *arg, unsigned item) {
     uint8_t *ct = malloc(cs + TSEAL_AEAD_TAG_BYTES);
     if (!ct) return tseal_err(TSEAL_E_NOMEM, "out of memory");
     int r = 0;
-    uint32_t j0 = item * CHUNKS_PER_ITEM, j1 = j0 + CHUNKS_PER_ITEM;
-    if (j1 > d->seg->chunk_count) j1 = d->seg->chunk_count;
+    uint32_t j0 = d->chunk0 + item * CHUNKS_PER_ITEM, j1 = j0 + CHUNKS_PER_ITEM;
+    if (j1 > d->chunk_end) j1 = d->chunk_end;
     for (uint32_t j = j0; j < j1 && !r; j++) {
         uint64_t first = j * cs, n = d->seg->pt_len - first < cs ? d->seg->pt_len - first : cs;
         uint64_t off =
@@ -747,8 +748,8 @@ static int decrypt_chunks(void *arg, unsigned item) {
         if (!r) {
             tseal_chunk_nonce(j, j + 1 == d->seg->chunk_count, nonce);
             tseal_chunk_ad(d->c->h.container_id, d->index, d->seg->kind, ad);
-            r = tseal_suite_open(d->c->h.suite, d->out + first, ct, n + TSEAL_AEAD_TAG_BYTES, ad,
-                                 sizeof ad, nonce, d->key);
+            r = tseal_suite_open(d->c->h.suite, d->out + (first - (uint64_t)d->chunk0 * cs), ct,
+                                 n + TSEAL_AEAD_TAG_BYTES, ad, sizeof ad, nonce, d->key);
             if (r) tseal_err_context("%s: segment %u: chunk %u: ", d->c->path, d->index, j);
         }
     }
@@ -761,12 +762,26 @@ int tseal_segment_decrypt_all(const tseal_container *c, uint32_t index, const ui
     tseal_segreader sr; /* reads and checks the hash list, derives the key */
     int r = tseal_segreader_open(&sr, c, index, content_key);
     if (r) return r;
-    dec_job d = {c, index, sr.seg, sr.list, sr.key, out};
-    unsigned items = (sr.seg->chunk_count + CHUNKS_PER_ITEM - 1) / CHUNKS_PER_ITEM;
-    if (sr.seg->pt_len < (4u << 20)) nthreads = 1;
-    r = tseal_parallel(items, nthreads, decrypt_chunks, &d);
-    if (r) tseal_wipe(out, sr.seg->pt_len);
+    r = tseal_segreader_decrypt_range(&sr, 0, sr.seg->chunk_count, out, nthreads);
     tseal_segreader_close(&sr);
+    return r;
+}
+
+int tseal_segreader_decrypt_range(tseal_segreader *sr, uint32_t chunk0, uint32_t n_chunks,
+                                  uint8_t *out, unsigned nthreads) {
+    const uint64_t cs = sr->c->h.chunk_size;
+    if (!sr->key || chunk0 > sr->seg->chunk_count || n_chunks > sr->seg->chunk_count - chunk0)
+        return tseal_err(TSEAL_E_INTERNAL, "segment %u: chunk range %u+%u out of bounds or no key",
+                         sr->index, chunk0, n_chunks);
+    if (n_chunks == 0) return 0;
+    uint64_t end = (uint64_t)(chunk0 + n_chunks) * cs;
+    if (end > sr->seg->pt_len) end = sr->seg->pt_len;
+    const uint64_t bytes = end - (uint64_t)chunk0 * cs;
+    dec_job d = {sr->c, sr->index, sr->seg, sr->list, sr->key, out, chunk0, chunk0 + n_chunks};
+    unsigned items = (n_chunks + CHUNKS_PER_ITEM - 1) / CHUNKS_PER_ITEM;
+    if (bytes < (4u << 20)) nthreads = 1;
+    int r = tseal_parallel(items, nthreads, decrypt_chunks, &d);
+    if (r) tseal_wipe(out, bytes);
     return r;
 }
 

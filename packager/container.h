@@ -234,6 +234,12 @@ int tseal_segreader_open(tseal_segreader *r, const tseal_container *c, uint32_t 
 int tseal_segreader_next(tseal_segreader *r, uint8_t *pt, uint64_t *len);
 void tseal_segreader_close(tseal_segreader *r);
 
+/* Chunks [chunk0, chunk0 + n_chunks) of an open reader's segment (with a key), each checked
+ * against the signed list and decrypted, on `nthreads` threads, into `out` (the plaintext of
+ * those chunks; wiped on failure). The reader's sequential position is not used or moved. */
+int tseal_segreader_decrypt_range(tseal_segreader *sr, uint32_t chunk0, uint32_t n_chunks,
+                                  uint8_t *out, unsigned nthreads);
+
 /*
  * A whole segment at once, chunks checked and decrypted on `nthreads` threads (0 = all
  * CPUs): `out` (plaintext_len bytes, secure memory) receives the plaintext, and nothing of it

@@ -261,7 +261,7 @@ static int decode_on_gpu(vctx *v, const tseal_ct_view *cv, uint64_t bytes) {
     }
     if (v->dec) tseal_wipe(v->dec, v->dec_cap);
     if (d) tseal_gpu_memset(d, 0, bytes ? bytes : 2);
-    tseal_gpu_free(d);
+    tseal_gpu_mem_free(d);
     tseal_gpu_tensor_free(gt);
     return r;
 }
@@ -551,6 +551,67 @@ int tseal_verify_run(const char *path, const tseal_verify_opts *o, tseal_verify_
     tseal_x509_trust_free(cas);
     free(trusted);
     return r;
+}
+
+/* ---- open for reading (the loader) -------------------------------------------------------- */
+
+int tseal_verified_open(const char *path, const tseal_verify_opts *o, tseal_verified *out) {
+    memset(out, 0, sizeof *out);
+    if (!o || !o->key) return tseal_err(TSEAL_E_INVAL, "opening an artifact needs a key (--key)");
+    if (o->n_trust == 0 && o->n_trust_cas == 0 && !o->policy)
+        return tseal_err(TSEAL_E_INVAL, "opening an artifact needs a trusted key (--trust), CA "
+                                        "(--trust-ca) or policy (--policy)");
+    /* The state is read by the gate but never raised here (no full verification yet). */
+    tseal_verify_report rep;
+    memset(&rep, 0, sizeof rep);
+    vctx v = {.o = o, .rep = &rep, .fd = -1};
+    gate_ctx g = {0};
+    tseal_pubkey *trusted = NULL;
+    tseal_x509_trust *cas = NULL;
+    int r = tseal_container_open(path, &v.c);
+    if (!r) r = load_trust(o, &trusted);
+    if (!r) r = load_cas(o, &cas);
+    tseal_ca_trust ca = {.store = cas,
+                         .identities = o->identities,
+                         .n_identities = o->n_identities,
+                         .at = o->now ? o->now : (int64_t)time(NULL)};
+    if (!r)
+        r = tseal_container_check_signatures_ca(v.c, trusted, o->n_trust, cas ? &ca : NULL,
+                                                &rep.trusted_signatures);
+    if (!r && o->policy) r = apply_policy(&v, &g);
+    if (!r && !o->policy) r = check_expiry(&v);
+    if (!r) r = unwrap_key(&v);
+    uint64_t mf_len = 0;
+    if (!r) r = read_segment(&v, v.c->h.n_segments - 1, TSEAL_MF_MAX_BYTES, &mf_len);
+    if (!r) r = tseal_mf_parse(v.blob, mf_len, &v.c->h, v.c->path, &out->m);
+    if (v.blob) tseal_wipe(v.blob, mf_len);
+    tseal_secure_free(v.blob);
+    if (!r) {
+        out->c = v.c;
+        out->content_key = v.content_key;
+        out->trusted_signatures = rep.trusted_signatures;
+        out->policy_allowed = rep.policy_allowed;
+        snprintf(out->policy_id, sizeof out->policy_id, "%s", rep.policy_id);
+    } else {
+        tseal_mf_free(&out->m);
+        tseal_secure_free(v.content_key);
+        tseal_container_close(v.c);
+        memset(out, 0, sizeof *out);
+    }
+    if (g.have_res) tseal_gate_result_free(&g.res);
+    tseal_state_free(g.state);
+    tseal_policy_free(g.policy);
+    tseal_x509_trust_free(cas);
+    free(trusted);
+    return r;
+}
+
+void tseal_verified_close(tseal_verified *x) {
+    if (!x) return;
+    tseal_mf_free(&x->m);
+    tseal_secure_free(x->content_key);
+    tseal_container_close(x->c);
+    memset(x, 0, sizeof *x);
 }
 
 int tseal_verify(const char *path, const tseal_verify_opts *o, tseal_verify_report *rep) {

@@ -24,6 +24,19 @@ typedef struct {
 int tseal_verify_run(const char *path, const tseal_verify_opts *o, tseal_verify_report *rep,
                      const char *tmpdir, int need_trust, const tseal_verify_hooks *hooks);
 
+/* An artifact opened for reading (the loader): signatures (or the policy gate, with the
+ * rollback state read but not raised), expiry and the key checked, the manifest decrypted. */
+typedef struct {
+    tseal_container *c;
+    uint8_t *content_key; /* secure, TSEAL_SYM_KEY_BYTES */
+    tseal_manifest m;
+    unsigned trusted_signatures;
+    int policy_allowed;
+    char policy_id[129];
+} tseal_verified;
+int tseal_verified_open(const char *path, const tseal_verify_opts *o, tseal_verified *out);
+void tseal_verified_close(tseal_verified *x);
+
 /* Gate facts of an open container (signatures must have been checked): caller storage for
  * c->n_sigs signers (Ed25519 keys, X.509 chains of suite 2, key ids). */
 typedef struct {

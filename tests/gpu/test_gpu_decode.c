@@ -180,7 +180,7 @@ static void gpu_check_at(const tseal_gpu_tensor *t, const tseal_ct_view *v, cons
                        label, shift, v->mode, (unsigned long long)e, (unsigned long long)row,
                        (unsigned long long)col, host[lead + i], ref[i]);
     }
-    tseal_gpu_free(dev);
+    tseal_gpu_mem_free(dev);
     free(host);
 }
 
@@ -392,7 +392,7 @@ static int compare_corrupt(const uint8_t *blob, size_t len, const char *label) {
         cr_assert_eq(tseal_gpu_memcpy_d2h(got, dev, v.n_elems * 2), 0, "%s", tseal_errmsg());
         cr_assert(memcmp(got, ref, v.n_elems * 2) == 0, "%s: outputs differ", label);
     }
-    tseal_gpu_free(dev);
+    tseal_gpu_mem_free(dev);
     tseal_gpu_tensor_free(t);
     free(ref);
     free(got);
@@ -489,10 +489,10 @@ Test(gpu_decode, api_errors) {
     cr_assert_eq(tseal_gpu_malloc(0, 4000 * 2 + 2, (void **)&dev), 0, "%s", tseal_errmsg());
     cr_assert_eq(tseal_gpu_tensor_decode(t, dev + 1, NULL), TSEAL_E_INVAL);
     cr_assert_eq(tseal_gpu_tensor_decode(t, dev, NULL), 0, "%s", tseal_errmsg());
-    tseal_gpu_free(dev);
+    tseal_gpu_mem_free(dev);
     tseal_gpu_tensor_free(t);
     tseal_gpu_tensor_free(NULL);
-    tseal_gpu_free(NULL);
+    tseal_gpu_mem_free(NULL);
     cr_assert_eq(tseal_gpu_tensor_device_bytes(NULL), 0);
     coded_free(&c);
     free(w);
@@ -541,7 +541,7 @@ Test(gpu_decode, huge) {
         cr_assert_fail("huge: element %llu differs: GPU 0x%04x, input 0x%04x",
                        (unsigned long long)i, got[i], w[i]);
     }
-    tseal_gpu_free(dev);
+    tseal_gpu_mem_free(dev);
     tseal_gpu_tensor_free(t);
     free(got);
     free(w);
