@@ -9,6 +9,10 @@
 
 #include "tseal.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
     tseal_codec_params params;
     unsigned threads;      /* decoder threads for the all-cores figure; 0 = all online CPUs */
@@ -48,4 +52,25 @@ void tseal_bench_pack_opts_default(tseal_bench_pack_opts *o);
  */
 int tseal_bench_pack(const char *model, const tseal_bench_pack_opts *o, FILE *out);
 
+/* ---- tseal bench gpu ---------------------------------------------------------------------- */
+
+typedef struct {
+    uint64_t n, k;
+    uint64_t bf16_bytes, coded_bytes;
+    double copy_us;   /* device-to-device copy of the BF16 bytes (median, L2 flushed) */
+    double decode_us; /* decode kernel into a BF16 buffer (median, L2 flushed) */
+    int exact;        /* the decoded tensor equals the original, bit for bit */
+} tseal_gpu_decode_row;
+
+/* One shape: synthetic N(0, 0.02) weights, encoded with segments of 2^seg_log2 (0 = default),
+ * uploaded, checked and timed (kernels/bench_decode.cu). */
+int tseal_bench_gpu_decode_shape(uint64_t n, uint64_t k, unsigned seg_log2, unsigned repeat,
+                                 int device, tseal_gpu_decode_row *row);
+
+/* `tseal bench gpu` (bench/bench_gpu.c): returns a process exit code (0, 1, 2 usage, 5 no GPU). */
+int tseal_bench_gpu_main(int argc, char **argv);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -13,7 +13,7 @@
 #                                 summary.json lists every step. Exit status 0 iff no step failed.
 #
 # Environment (--run): OUT, DPREFIX (/tmp/dprefix), JOBS (nproc), GPU_TEST_BIN
-# (build-gpu/tests/gpu), SANITIZE_FILTER (gpu_decode/small), TSEAL_GPU_TEST_HUGE=1 to also run
+# (build-gpu/tests/gpu), SANITIZE_FILTER (*/small*: the small cases of each GPU suite), TSEAL_GPU_TEST_HUGE=1 to also run
 # the > 2^31-element test (~12 GB host memory, ~1 min).
 set -euo pipefail
 
@@ -129,7 +129,7 @@ run() {
     DPREFIX=${DPREFIX:-/tmp/dprefix}
     JOBS=${JOBS:-$(nproc)}
     GPU_TEST_BIN=${GPU_TEST_BIN:-$BUILD/tests/gpu}
-    SANITIZE_FILTER=${SANITIZE_FILTER:-gpu_decode/small}
+    SANITIZE_FILTER=${SANITIZE_FILTER:-*/small*}
     mkdir -p "$OUT"
     OUT=$(cd "$OUT" && pwd)
     for t in make cc nvcc; do command -v $t >/dev/null || die "$t not found on this machine"; done
@@ -178,11 +178,26 @@ run() {
         skip gpu-tests-huge "TSEAL_GPU_TEST_HUGE is not 1"
     fi
 
-    if "$BUILD/tseal" bench gpu --help >/dev/null 2>&1; then
-        step bench-gpu 1 sh -c "'$BUILD/tseal' bench gpu --json >'$OUT/bench-gpu.json'" || true
-    else
-        skip bench-gpu "'tseal bench gpu' is not available in this build"
-    fi
+    # The memory scan (no BF16 plaintext in host memory) of the GPU path lives in the main suite.
+    step memscan-gpu 1 make BUILD=$BUILD DEPS_PREFIX="$DPREFIX" -j"$JOBS" "$BUILD/tests/unit" || true
+    step memscan-gpu-run 1 "$BUILD/tests/unit" --jobs=1 --verbose --filter 'memscan/*' || true
+
+    # The CLI end to end: pack a synthetic model, load it onto the GPU and check every tensor.
+    local w=$OUT/load-demo
+    rm -rf "$w" && mkdir -p "$w"
+    step load-demo 1 sh -c "cd '$w' && '$ROOT/$BUILD/tseal' synth --preset small -o model -q &&
+        '$ROOT/$BUILD/tseal' keygen --sign vendor -q && '$ROOT/$BUILD/tseal' keygen --recipient bank -q &&
+        '$ROOT/$BUILD/tseal' pack model -o m.tseal --sign-key vendor.sign.key -r bank.pub \
+            --model-id demo/small --version 1 -q &&
+        '$ROOT/$BUILD/tseal' load m.tseal --key bank.key --trust vendor.sign.pub --check --json" || true
+
+    for b in gpu gemv; do
+        if "$BUILD/tseal" bench $b --help >/dev/null 2>&1; then
+            step bench-$b 1 sh -c "'$BUILD/tseal' bench $b --json >'$OUT/bench-$b.json'" || true
+        else
+            skip bench-$b "'tseal bench $b' is not available in this build"
+        fi
+    done
 
     write_summary
     [ "$FAILED" -eq 0 ]

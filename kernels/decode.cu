@@ -418,7 +418,8 @@ static const char *err_text(unsigned flags) {
     return "bits left over after the segment's last code";
 }
 
-static int launch_and_wait(const tseal_gpu_tensor *t, void *dst, cudaStream_t s) {
+/* `wait` = 0: launch only (benchmarks): no error record reset or readback, no sync. */
+static int launch_and_wait(const tseal_gpu_tensor *t, void *dst, cudaStream_t s, bool wait) {
     static const char *what = "tseal_gpu_tensor_decode";
     const tseal_ct_view *v = &t->geo;
     const bool vec = ((uintptr_t)dst & 15) == 0;
@@ -445,14 +446,16 @@ static int launch_and_wait(const tseal_gpu_tensor *t, void *dst, cudaStream_t s)
         a.out = (uint16_t *)dst;
         const uint64_t blocks = (v->n_segs + TSEAL_GPU_HUFF_THREADS - 1) / TSEAL_GPU_HUFF_THREADS;
         const unsigned grid = (unsigned)(blocks < t->grid_cap ? blocks : t->grid_cap);
-        CUDA_TRY(cudaMemsetAsync(a.err, 0, sizeof *a.err, s), what);
+        if (wait) CUDA_TRY(cudaMemsetAsync(a.err, 0, sizeof *a.err, s), what);
         if (vec)
             tseal_gpu_huff_kernel<true><<<grid, TSEAL_GPU_HUFF_THREADS, 0, s>>>(a);
         else
             tseal_gpu_huff_kernel<false><<<grid, TSEAL_GPU_HUFF_THREADS, 0, s>>>(a);
         CUDA_TRY(cudaGetLastError(), "tseal_gpu_tensor_decode: tseal_gpu_huff_kernel launch");
-        CUDA_TRY(cudaMemcpyAsync(&herr, a.err, sizeof herr, cudaMemcpyDeviceToHost, s), what);
+        if (wait)
+            CUDA_TRY(cudaMemcpyAsync(&herr, a.err, sizeof herr, cudaMemcpyDeviceToHost, s), what);
     }
+    if (!wait) return 0;
     CUDA_TRY(cudaStreamSynchronize(s), what);
 
     if (herr.flags) {
@@ -481,7 +484,7 @@ int tseal_gpu_tensor_decode(const tseal_gpu_tensor *t, void *dst, void *stream) 
     int prev = 0;
     int rc = dev_enter(t->device, &prev, what);
     if (rc == 0) {
-        rc = launch_and_wait(t, dst, (cudaStream_t)stream);
+        rc = launch_and_wait(t, dst, (cudaStream_t)stream, true);
         dev_leave(t->device, prev);
     }
     pthread_mutex_unlock(&mt->lock);
@@ -536,4 +539,11 @@ int tseal_gpu_memset(void *ptr, int value, size_t bytes) {
     CUDA_TRY(cudaMemset(ptr, value, bytes), "tseal_gpu_memset");
     CUDA_TRY(cudaStreamSynchronize(0), "tseal_gpu_memset");
     return 0;
+}
+
+int tseal_gpu_tensor_decode_launch(const tseal_gpu_tensor *t, void *dst, void *stream) {
+    static const char *what = "tseal_gpu_tensor_decode_launch";
+    if (!t || !dst) return tseal_err(TSEAL_E_INVAL, "%s: NULL argument", what);
+    if (t->geo.n_elems == 0) return 0;
+    return launch_and_wait(t, dst, (cudaStream_t)stream, false);
 }

@@ -49,6 +49,10 @@ int tseal_gpu_blob_alloc(int device, uint64_t blob_len, void **out);
 int tseal_gpu_tensor_adopt(const tseal_ct_view *v, int device, void *dev_blob, const char *name,
                            uint64_t bytes, tseal_gpu_tensor **out);
 
+/* Queue a decode on `stream` and return (benchmarks): no synchronisation and no corruption
+ * check; run tseal_gpu_tensor_decode once to check the stream. The device must be current. */
+int tseal_gpu_tensor_decode_launch(const tseal_gpu_tensor *t, void *dst, void *stream);
+
 /* Wipe device memory (zeroes) synchronously; for freed plaintext. */
 int tseal_gpu_wipe(void *dev_ptr, size_t bytes);
 

@@ -174,3 +174,10 @@ void tseal_gpu_tensor_shape(const tseal_gpu_tensor *t, uint64_t *rows, uint64_t 
     if (rows) *rows = 0;
     if (cols) *cols = 0;
 }
+
+int tseal_gpu_tensor_decode_launch(const tseal_gpu_tensor *t, void *dst, void *stream) {
+    (void)t;
+    (void)dst;
+    (void)stream;
+    return no_gpu();
+}
