@@ -196,6 +196,26 @@ expect_rc 0 "FIPS-only policy allows the FIPS artifact" "$T" verify "$W/f.tseal"
 expect_rc 3 "FIPS-only policy refuses a default-suite artifact" "$T" verify "$W/m.tseal" --policy "$W/fips.json"
 expect_err "is not allowed" "downgrade refusal names the suite"
 
+# load: onto a GPU; without one (CI, this machine) a clear error and exit code 5
+expect_rc 0 "load --help" "$T" load --help
+expect_rc 2 "load without --key" "$T" load "$W/m.tseal" --trust "$W/vendor.sign.pub"
+expect_rc 2 "load without trust" "$T" load "$W/m.tseal" --key "$W/bank.key"
+expect_rc 2 "load bad --staging" "$T" load "$W/m.tseal" --key "$W/bank.key" --trust "$W/vendor.sign.pub" --staging 0
+"$T" load "$W/m.tseal" --key "$W/bank.key" --trust "$W/vendor.sign.pub" -q >"$W/out" 2>"$W/err"
+load_rc=$?
+case $load_rc in
+0) ok "load onto the GPU" ;;
+5)
+    ok "load without a GPU (exit 5)"
+    expect_err "CUDA" "no-GPU error says why"
+    expect_rc 5 "load --json without a GPU" "$T" load "$W/m.tseal" --key "$W/bank.key" --trust "$W/vendor.sign.pub" --json
+    grep -q '"exit_code":[[:space:]]*5' "$W/out" && ok "load --json reports exit code 5" || bad "load --json: $(cat "$W/out")"
+    expect_rc 5 "bench gpu without a GPU" "$T" bench gpu --no-load
+    ;;
+*) bad "load: exit $load_rc: $(head -c 300 "$W/err")" ;;
+esac
+expect_rc 0 "bench gpu --help" "$T" bench gpu --help
+
 if [ "$fails" -ne 0 ]; then
     echo "tests/cli.sh: $fails failure(s)"
     exit 1
