@@ -6,6 +6,7 @@
 #   make asan        build with ASan+UBSan into build-asan/    make asan-test  ... and run the tests
 #   make fuzz        libFuzzer targets, FUZZ_SECONDS each       make gpu-test   GPU tests (skip w/o GPU)
 #   make CUDA=0 ...  build without CUDA (the kernels/ stub)     make format     clang-format the tree
+#   make python-test the Python package's tests (CPU paths; GPU/torch ones skip without them)
 
 BUILD   ?= build
 CC      ?= cc
@@ -134,6 +135,7 @@ demo: deps
 FUZZ_CI_SECONDS ?= 10
 test: deps
 	@$(MAKE) --no-print-directory test-run
+	@$(MAKE) --no-print-directory python-test
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 CUDA=0 OPT=-O1 test-run
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_CI_SECONDS)
 	@$(MAKE) --no-print-directory fault-test
@@ -263,3 +265,22 @@ clean:
 	rm -rf build build-asan build-nocuda build-fuzz build-fault
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---- the Python package (python/, tests/python/) ------------------------------------------
+# CPU paths of python/tseal (open, verify, decode to NumPy through the C decoders, slices,
+# errors, offline `pip install ./python`); GPU and torch tests skip without them. Debian's
+# python3 on purpose (/usr/bin/python3), whatever python3 comes first on PATH.
+PY_PKGS := python3 python3-numpy python3-pytest python3-pip
+.PHONY: python-deps python-test
+
+python-deps:
+	@missing=""; for p in $(PY_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    --no-install-recommends $$missing >/dev/null \
+	  || { echo "error: could not install:$$missing" >&2; exit 1; }; fi
+
+python-test: deps python-deps
+	@$(MAKE) --no-print-directory $(BUILD)/libtseal.so $(BUILD)/tseal
+	PYTHONDONTWRITEBYTECODE=1 TSEAL_LIB=$(abspath $(BUILD))/libtseal.so \
+	  TSEAL_BIN=$(abspath $(BUILD))/tseal /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/python
