@@ -85,6 +85,7 @@ static int distinctive(const uint8_t *p) {
 
 /* Every distinctive window at an even offset of every BF16 tensor of the model. */
 static void build_needles(const char *model, hset *s) {
+    memset(s, 0, sizeof *s);
     s->mask = (1ull << SET_BITS) - 1;
     s->slot = calloc(1ull << SET_BITS, sizeof *s->slot);
     s->bloom = calloc((1ull << BLOOM_BITS) / 64, sizeof *s->bloom);
