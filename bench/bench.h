@@ -52,6 +52,16 @@ void tseal_bench_pack_opts_default(tseal_bench_pack_opts *o);
  */
 int tseal_bench_pack(const char *model, const tseal_bench_pack_opts *o, FILE *out);
 
+/*
+ * `tseal bench gemv [--json] [--segment N] [--batch LIST] [--shapes LIST] [--repeat N]`
+ * (kernels/gemv_bench.cu): fused decode+GEMV against cuBLAS, the BF16 reference kernel,
+ * decode + cuBLAS and a device-to-device copy, on synthetic N(0, 0.02) weights; argv[0] is
+ * the subcommand name. Handles --help itself. Returns a process exit code: 0 ok, 2 usage,
+ * 5 no GPU (or built without CUDA; message on stderr), 1 failure (including a result that is
+ * not bit-exact).
+ */
+int tseal_bench_gemv_main(int argc, char **argv);
+
 /* ---- tseal bench gpu ---------------------------------------------------------------------- */
 
 typedef struct {

@@ -253,6 +253,7 @@ static int cmd_bench(int argc, char **argv) {
     if (!strcmp(argv[1], "codec")) return cmd_bench_codec(argc - 1, argv + 1);
     if (!strcmp(argv[1], "pack")) return cmd_bench_pack(argc - 1, argv + 1);
     if (!strcmp(argv[1], "gpu")) return tseal_bench_gpu_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "gemv")) return tseal_bench_gemv_main(argc - 1, argv + 1);
     fprintf(stderr, "tseal bench: unknown benchmark '%s' (available: codec, pack, gpu, gemv)\n",
             argv[1]);
     return EXIT_USAGE;

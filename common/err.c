@@ -12,6 +12,10 @@
 
 static _Thread_local char errmsg[TSEAL_ERRMSG_MAX];
 
+const char *tseal_version(void) {
+    return TSEAL_VERSION_STRING;
+}
+
 const char *tseal_strerror(int code) {
     switch (code) {
     case TSEAL_OK:

@@ -23,6 +23,9 @@ extern "C" {
 
 #define TSEAL_VERSION_STRING "0.1.0"
 
+/* The library's version (TSEAL_VERSION_STRING of the build), for bindings to check. */
+const char *tseal_version(void);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Errors                                                                                     */
 /* ------------------------------------------------------------------------------------------ */
@@ -228,8 +231,9 @@ typedef struct {
     const uint8_t *p; /* host copy of blob bytes [off, off + len) */
     uint64_t off, len;
 } tseal_ct_region;
-#define TSEAL_CT_HEAD_BYTES (TSEAL_CT_HEADER_BYTES + TSEAL_CT_LENS_BYTES) /* header + code table   \
-                                                                           */
+#define TSEAL_CT_HEAD_BYTES                                                                        \
+    (TSEAL_CT_HEADER_BYTES + TSEAL_CT_LENS_BYTES) /* header + code table                           \
+                                                   */
 /* From the blob's first TSEAL_CT_HEAD_BYTES (or all of a shorter blob) and its length: the
  * (at most two) other byte ranges tseal_codec_view_regions needs (len 0 = unused): the
  * index sections with the paddings around them, and the stream's last byte with its slack. */
@@ -678,6 +682,10 @@ void tseal_gpu_tensor_shape(const tseal_gpu_tensor *t, uint64_t *rows, uint64_t 
  * (cudaStream_t, NULL = default): bit-exact with the C reference decoder. Raw tensors are
  * copied. Errors as tseal_gpu_tensor_decode. */
 int tseal_gpu_decode_bf16(const tseal_gpu_tensor *t, void *dst, void *stream);
+/* The same, enqueued on `stream` without waiting (serving: decode layer i+1 while layer i
+ * runs). A segment that does not decode exactly is not reported (the loaded blob was
+ * validated, and its chunks authenticated, at load; tseal_gpu_model_check checks the output). */
+int tseal_gpu_decode_bf16_async(const tseal_gpu_tensor *t, void *dst, void *stream);
 
 /*
  * y[b] = W x[b] for b < batch (1..16): W the loaded N x K BF16 tensor (rows x cols, row-major as
@@ -687,6 +695,41 @@ int tseal_gpu_decode_bf16(const tseal_gpu_tensor *t, void *dst, void *stream);
  * order: kernels/gemv.cuh). TSEAL_E_UNSUPPORTED for a tensor that is not 2-D BF16.
  */
 int tseal_gpu_gemv(const tseal_gpu_tensor *t, const void *x, void *y, unsigned batch, void *stream);
+
+/* ---- fused GEMV: details, asynchronous form, reference kernel (kernels/gemv.cu, docs/GEMV.md)
+ *
+ * tseal_gpu_gemv in detail: x (batch x K) and y (batch x N) are device memory of the tensor's
+ * device, 2-byte aligned and not overlapping (16-byte aligned x with K % 8 == 0 takes 16-byte
+ * loads; same bits either way). The call waits for `stream` and returns TSEAL_E_CORRUPT (the
+ * message names the first bad segment; y unspecified) if a segment did not decode exactly;
+ * calls on one tensor are serialised like tseal_gpu_tensor_decode. TSEAL_E_INVAL: NULL
+ * pointer, batch 0 or > TSEAL_GEMV_MAX_BATCH, misaligned, overlapping or host buffers;
+ * TSEAL_E_UNSUPPORTED: a RAW tensor whose elements are not 2 bytes (RAW 2-byte elements are
+ * taken as BF16). N == 0: nothing; K == 0: y = +0. NaN: any NaN in a row's sum (NaN weight or
+ * x, inf * 0, inf - inf) gives 0x7FC0. */
+#define TSEAL_GEMV_MAX_BATCH 16
+/* Segment size (log2) of the reduction order for tensors without segments (RAW, CONST). */
+#define TSEAL_GEMV_FLAT_SEG_LOG2 8
+
+/* The segment size (log2) that fixes the reduction order of tseal_gpu_gemv on `t`: the
+ * tensor's own for HUFF, TSEAL_GEMV_FLAT_SEG_LOG2 for RAW and CONST; 0 for NULL. Pass it to
+ * tseal_gpu_gemv_ref to get the same bits from the uncompressed weights. */
+unsigned tseal_gpu_gemv_seg_log2(const tseal_gpu_tensor *t);
+
+/* Asynchronous tseal_gpu_gemv for serving: checks the arguments (not where x and y live),
+ * enqueues on `stream` and returns; concurrent calls (any streams, same tensor) are fine.
+ * A segment that does not decode exactly is not reported: its row's outputs become 0x7FC0
+ * (check a tensor once with tseal_gpu_gemv or tseal_gpu_tensor_decode). Rows split over
+ * several warp tasks use a stream-ordered scratch buffer (cudaMallocAsync). */
+int tseal_gpu_gemv_async(const tseal_gpu_tensor *t, const void *x, void *y, unsigned batch,
+                         void *stream);
+
+/* The project's BF16 GEMV reference kernel: y = W x for plain row-major BF16 weights `w_bf16`
+ * (n x k, device memory of the current device), in the reduction order of segments of
+ * 2^seg_log2 columns (TSEAL_SEG_LOG2_MIN..MAX), asynchronous on `stream`. Same arguments
+ * rules as tseal_gpu_gemv_async. */
+int tseal_gpu_gemv_ref(const void *w_bf16, uint64_t n, uint64_t k, unsigned seg_log2, const void *x,
+                       void *y, unsigned batch, void *stream);
 
 #ifdef __cplusplus
 }

@@ -545,5 +545,11 @@ int tseal_gpu_tensor_decode_launch(const tseal_gpu_tensor *t, void *dst, void *s
     static const char *what = "tseal_gpu_tensor_decode_launch";
     if (!t || !dst) return tseal_err(TSEAL_E_INVAL, "%s: NULL argument", what);
     if (t->geo.n_elems == 0) return 0;
-    return launch_and_wait(t, dst, (cudaStream_t)stream, false);
+    int prev = 0;
+    int rc = dev_enter(t->device, &prev, what);
+    if (rc == 0) {
+        rc = launch_and_wait(t, dst, (cudaStream_t)stream, false);
+        dev_leave(t->device, prev);
+    }
+    return rc;
 }

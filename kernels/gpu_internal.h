@@ -50,7 +50,7 @@ int tseal_gpu_tensor_adopt(const tseal_ct_view *v, int device, void *dev_blob, c
                            uint64_t bytes, tseal_gpu_tensor **out);
 
 /* Queue a decode on `stream` and return (benchmarks): no synchronisation and no corruption
- * check; run tseal_gpu_tensor_decode once to check the stream. The device must be current. */
+ * check; run tseal_gpu_tensor_decode once to check the stream. */
 int tseal_gpu_tensor_decode_launch(const tseal_gpu_tensor *t, void *dst, void *stream);
 
 /* Wipe device memory (zeroes) synchronously; for freed plaintext. */

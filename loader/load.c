@@ -361,3 +361,8 @@ int tseal_gpu_model_check(const tseal_artifact *a, const tseal_gpu_model *m, uin
     tseal_secure_free(host);
     return r;
 }
+
+int tseal_gpu_decode_bf16_async(const tseal_gpu_tensor *t, void *dst, void *stream) {
+    if (!t) return tseal_err(TSEAL_E_INVAL, "tseal_gpu_decode_bf16_async: tensor is NULL");
+    return tseal_gpu_tensor_decode_launch(t, dst, stream);
+}

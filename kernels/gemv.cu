@@ -1,0 +1,385 @@
+/*
+ * gemv.cu - host side of the GEMV kernels (gemv.cuh): argument checks, the work plan, launches,
+ * error reporting; the fused GEMV on a device-resident coded tensor (tseal_gpu_gemv,
+ * tseal_gpu_gemv_async) and the BF16 reference kernel on uncompressed weights
+ * (tseal_gpu_gemv_ref). Both run the same kernel template (only the weight source differs),
+ * so they share the reduction order by construction. Design: docs/GEMV.md.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cuda_runtime.h>
+
+#include "tseal.h"
+#include "decode.cuh"
+#include "gemv.cuh"
+#include "gpu_tensor.cuh"
+
+static_assert(sizeof(tseal_gemv_err) == sizeof(tseal_gpu_err), "error record layouts differ");
+static_assert(offsetof(tseal_gemv_err, seg_inv) == offsetof(tseal_gpu_err, seg_inv),
+              "error record layouts differ");
+static_assert(TSEAL_GEMV_ERR_OVERRUN == TSEAL_GPU_ERR_OVERRUN &&
+                  TSEAL_GEMV_ERR_SHORT == TSEAL_GPU_ERR_SHORT &&
+                  TSEAL_GEMV_ERR_BOUNDS == TSEAL_GPU_ERR_BOUNDS &&
+                  TSEAL_GEMV_ERR_TABLE == TSEAL_GPU_ERR_TABLE,
+              "error flags differ");
+static_assert(TSEAL_GEMV_PIECE_TILES_MAX <= (1u << (TSEAL_GEMV_STACK_LEVELS - 1)),
+              "stack too shallow for a piece");
+static_assert(TSEAL_GEMV_FLAT_SEG_LOG2 >= TSEAL_SEG_LOG2_MIN &&
+                  TSEAL_GEMV_FLAT_SEG_LOG2 <= TSEAL_SEG_LOG2_MAX,
+              "flat segment size out of range");
+
+/* ---- errors and devices ---------------------------------------------------------------------- */
+
+static int cuda_fail(cudaError_t e, const char *call, const char *what) {
+    (void)cudaGetLastError();
+    return tseal_err(e == cudaErrorMemoryAllocation ? TSEAL_E_NOMEM : TSEAL_E_CUDA,
+                     "%s: %.*s failed: %s (%s)", what, (int)strcspn(call, "("), call,
+                     cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+#define CUDA_TRY(call, what)                                                                       \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) return cuda_fail(e_, #call, what);                                  \
+    } while (0)
+
+static int dev_enter(int device, int *prev, const char *what) {
+    CUDA_TRY(cudaGetDevice(prev), what);
+    if (*prev != device) CUDA_TRY(cudaSetDevice(device), what);
+    return 0;
+}
+
+static void dev_leave(int device, int prev) {
+    if (prev != device) (void)cudaSetDevice(prev);
+}
+
+/* ---- kernels, occupancy ---------------------------------------------------------------------- */
+
+typedef void (*gemv_fn)(tseal_gemv_args);
+
+#define NB_COUNT 5 /* compile-time batch bounds 1, 2, 4, 8, 16 */
+
+static unsigned nb_index(unsigned batch) {
+    return batch <= 1 ? 0 : batch <= 2 ? 1 : batch <= 4 ? 2 : batch <= 8 ? 3 : 4;
+}
+
+template <int KIND, bool VEC> static gemv_fn pick_nb(unsigned nbi) {
+    switch (nbi) {
+    case 0:
+        return tseal_gemv_kernel<KIND, 1, VEC>;
+    case 1:
+        return tseal_gemv_kernel<KIND, 2, VEC>;
+    case 2:
+        return tseal_gemv_kernel<KIND, 4, VEC>;
+    case 3:
+        return tseal_gemv_kernel<KIND, 8, VEC>;
+    default:
+        return tseal_gemv_kernel<KIND, 16, VEC>;
+    }
+}
+
+static gemv_fn pick(int kind, unsigned nbi, bool vec) {
+    switch (kind) {
+    case TSEAL_GEMV_KIND_HUFF:
+        return vec ? pick_nb<TSEAL_GEMV_KIND_HUFF, true>(nbi)
+                   : pick_nb<TSEAL_GEMV_KIND_HUFF, false>(nbi);
+    case TSEAL_GEMV_KIND_CONST:
+        return vec ? pick_nb<TSEAL_GEMV_KIND_CONST, true>(nbi)
+                   : pick_nb<TSEAL_GEMV_KIND_CONST, false>(nbi);
+    default:
+        return vec ? pick_nb<TSEAL_GEMV_KIND_BF16, true>(nbi)
+                   : pick_nb<TSEAL_GEMV_KIND_BF16, false>(nbi);
+    }
+}
+
+/* Per device: SM count and resident blocks of each kernel, computed once (0 = not yet; racing
+ * threads compute the same value). */
+#define MAX_DEVICES 64
+static int g_sms[MAX_DEVICES];
+static int g_blocks[MAX_DEVICES][3][NB_COUNT][2];
+
+static int device_shape(int device, int kind, unsigned nbi, bool vec, gemv_fn fn, int *sms,
+                        int *blocks_per_sm, const char *what) {
+    const bool cache = device >= 0 && device < MAX_DEVICES;
+    int s = cache ? __atomic_load_n(&g_sms[device], __ATOMIC_RELAXED) : 0;
+    if (s <= 0) {
+        CUDA_TRY(cudaDeviceGetAttribute(&s, cudaDevAttrMultiProcessorCount, device), what);
+        if (s < 1) s = 1;
+        if (cache) __atomic_store_n(&g_sms[device], s, __ATOMIC_RELAXED);
+    }
+    int *slot = cache ? &g_blocks[device][kind][nbi][vec ? 1 : 0] : NULL;
+    int b = slot ? __atomic_load_n(slot, __ATOMIC_RELAXED) : 0;
+    if (b <= 0) {
+        CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, fn, TSEAL_GEMV_THREADS, 0),
+                 what);
+        if (b < 1) b = 1;
+        if (slot) __atomic_store_n(slot, b, __ATOMIC_RELAXED);
+    }
+    *sms = s;
+    *blocks_per_sm = b;
+    return 0;
+}
+
+/*
+ * Plan and enqueue one GEMV: `a` has every field but the plan and `pieces`. Rows split in
+ * pieces get a stream-ordered scratch buffer and the combine kernel.
+ */
+static int launch(tseal_gemv_args *a, int kind, int device, cudaStream_t s, const char *what) {
+    const uint64_t n = a->plan.n, k = a->plan.k;
+    const unsigned seg_log2 = a->plan.seg_log2;
+    if (n == 0) return 0;
+    if (k == 0) {
+        CUDA_TRY(cudaMemsetAsync(a->y, 0, (size_t)(n * a->batch * 2), s), what);
+        return 0;
+    }
+    /* 16-byte loads: x rows and weight chunks aligned (the plane needs 8, BF16 weights 16). */
+    const bool vec = k % 8 == 0 && ((uintptr_t)a->x & 15) == 0 &&
+                     (kind == TSEAL_GEMV_KIND_BF16 ? ((uintptr_t)a->w & 15) == 0
+                                                   : ((uintptr_t)a->plane & 7) == 0);
+    const unsigned nbi = nb_index(a->batch);
+    gemv_fn fn = pick(kind, nbi, vec);
+    int sms = 0, per_sm = 0;
+    int rc = device_shape(device, kind, nbi, vec, fn, &sms, &per_sm, what);
+    if (rc) return rc;
+    tseal_gemv_plan_make(n, k, seg_log2, (uint64_t)sms * TSEAL_GEMV_TASKS_PER_SM, &a->plan);
+
+    a->pieces = NULL;
+    if (a->plan.pieces > 1) {
+        const size_t bytes = (size_t)(n * a->plan.pieces * a->batch * sizeof(float));
+        CUDA_TRY(cudaMallocAsync((void **)&a->pieces, bytes, s), what);
+    }
+    const uint64_t blocks = (a->plan.n_tasks + TSEAL_GEMV_WARPS - 1) / TSEAL_GEMV_WARPS;
+    const uint64_t cap = (uint64_t)sms * (uint64_t)per_sm;
+    const unsigned grid = (unsigned)(blocks < cap ? blocks : cap);
+    fn<<<grid, TSEAL_GEMV_THREADS, 0, s>>>(*a);
+    cudaError_t e = cudaGetLastError();
+    if (e == cudaSuccess && a->plan.pieces > 1) {
+        const uint64_t work = n * a->batch;
+        uint64_t cb = (work + TSEAL_GEMV_COMBINE_THREADS - 1) / TSEAL_GEMV_COMBINE_THREADS;
+        if (cb > cap * 4) cb = cap * 4;
+        tseal_gemv_combine_kernel<<<(unsigned)cb, TSEAL_GEMV_COMBINE_THREADS, 0, s>>>(*a);
+        e = cudaGetLastError();
+        if (e != cudaSuccess) rc = cuda_fail(e, "tseal_gemv_combine_kernel launch", what);
+    } else if (e != cudaSuccess) {
+        rc = cuda_fail(e, "tseal_gemv_kernel launch", what);
+    }
+    if (a->pieces) {
+        cudaError_t f = cudaFreeAsync(a->pieces, s);
+        if (f != cudaSuccess && rc == 0) rc = cuda_fail(f, "cudaFreeAsync", what);
+    }
+    return rc;
+}
+
+/* ---- argument checks ------------------------------------------------------------------------- */
+
+static bool overlap(const void *a, uint64_t alen, const void *b, uint64_t blen) {
+    const uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+    return alen && blen && x < y + blen && y < x + alen;
+}
+
+/* x: batch x k, y: batch x n (BF16): non-NULL when not empty, 2-byte aligned, disjoint. */
+static int check_xy(const void *x, const void *y, uint64_t n, uint64_t k, unsigned batch,
+                    const char *what) {
+    if (batch < 1 || batch > TSEAL_GEMV_MAX_BATCH)
+        return tseal_err(TSEAL_E_INVAL, "%s: batch %u out of range 1..%u", what, batch,
+                         TSEAL_GEMV_MAX_BATCH);
+    uint64_t xb = 0, yb = 0;
+    if (__builtin_mul_overflow(k, (uint64_t)batch * 2, &xb) ||
+        __builtin_mul_overflow(n, (uint64_t)batch * 2, &yb))
+        return tseal_err(TSEAL_E_INVAL, "%s: shape too large", what);
+    if (n == 0) return 0;
+    if (!y) return tseal_err(TSEAL_E_INVAL, "%s: y is NULL", what);
+    if (!x && k) return tseal_err(TSEAL_E_INVAL, "%s: x is NULL", what);
+    if (((uintptr_t)x & 1) || ((uintptr_t)y & 1))
+        return tseal_err(TSEAL_E_INVAL, "%s: x %p or y %p is not 2-byte aligned", what, x, y);
+    if (overlap(x, xb, y, yb)) return tseal_err(TSEAL_E_INVAL, "%s: x and y overlap", what);
+    return 0;
+}
+
+/* Device memory of `device` (or managed memory): for the synchronous, checked call. */
+static int check_device_ptr(const void *p, uint64_t bytes, int device, const char *name,
+                            const char *what) {
+    if (!p || !bytes) return 0;
+    cudaPointerAttributes at;
+    cudaError_t e = cudaPointerGetAttributes(&at, p);
+    if (e != cudaSuccess) return cuda_fail(e, "cudaPointerGetAttributes", what);
+    if (at.type == cudaMemoryTypeManaged) return 0;
+    if (at.type != cudaMemoryTypeDevice || at.device != device)
+        return tseal_err(TSEAL_E_INVAL, "%s: %s (%p) is not device memory of device %d", what, name,
+                         p, device);
+    return 0;
+}
+
+/* Fill the weight part of the kernel arguments from a tensor. */
+static int tensor_args(const tseal_gpu_tensor *t, tseal_gemv_args *a, int *kind, const char *what) {
+    if (!t) return tseal_err(TSEAL_E_INVAL, "%s: tensor is NULL", what);
+    const tseal_ct_view *v = &t->geo;
+    memset(a, 0, sizeof *a);
+    switch (v->mode) {
+    case TSEAL_CT_MODE_HUFF:
+        *kind = TSEAL_GEMV_KIND_HUFF;
+        a->dtab = t->huff.dtab;
+        a->code_len = t->huff.code_len;
+        a->group_base = t->huff.group_base;
+        a->seg_lens = t->huff.seg_lens;
+        a->exp_words = t->huff.exp_words;
+        a->plane = t->huff.plane;
+        a->n_segs = t->huff.n_segs;
+        a->exp_bits = t->huff.exp_bits;
+        a->seg_bits_min = t->huff.seg_bits_min;
+        a->len_width = t->huff.len_width;
+        a->plan.seg_log2 = t->huff.seg_log2;
+        break;
+    case TSEAL_CT_MODE_CONST:
+        *kind = TSEAL_GEMV_KIND_CONST;
+        a->plane = t->plane;
+        a->const_exp = v->const_exp;
+        a->plan.seg_log2 = TSEAL_GEMV_FLAT_SEG_LOG2;
+        break;
+    case TSEAL_CT_MODE_RAW:
+        if (v->elem_size != 2)
+            return tseal_err(TSEAL_E_UNSUPPORTED,
+                             "%s: tensor of %u-byte elements (the GEMV needs BF16)", what,
+                             v->elem_size);
+        *kind = TSEAL_GEMV_KIND_BF16;
+        a->w = (const uint16_t *)t->raw;
+        a->plan.seg_log2 = TSEAL_GEMV_FLAT_SEG_LOG2;
+        break;
+    default:
+        return tseal_err(TSEAL_E_INVAL, "%s: tensor of unknown mode %u", what, v->mode);
+    }
+    a->plan.n = v->rows;
+    a->plan.k = v->cols;
+    return 0;
+}
+
+/* ---- public entry points --------------------------------------------------------------------- */
+
+extern "C" unsigned tseal_gpu_gemv_seg_log2(const tseal_gpu_tensor *t) {
+    if (!t) return 0;
+    return t->geo.mode == TSEAL_CT_MODE_HUFF ? t->geo.seg_log2 : TSEAL_GEMV_FLAT_SEG_LOG2;
+}
+
+extern "C" int tseal_gpu_gemv_async(const tseal_gpu_tensor *t, const void *x, void *y,
+                                    unsigned batch, void *stream) {
+    static const char *what = "tseal_gpu_gemv_async";
+    tseal_gemv_args a;
+    int kind = 0;
+    int rc = tensor_args(t, &a, &kind, what);
+    if (rc) return rc;
+    rc = check_xy(x, y, a.plan.n, a.plan.k, batch, what);
+    if (rc) return rc;
+    a.x = (const uint16_t *)x;
+    a.y = (uint16_t *)y;
+    a.batch = batch;
+    a.err = NULL; /* no report: bad segments give NaN rows */
+    int prev = 0;
+    rc = dev_enter(t->device, &prev, what);
+    if (rc) return rc;
+    rc = launch(&a, kind, t->device, (cudaStream_t)stream, what);
+    dev_leave(t->device, prev);
+    return rc;
+}
+
+static const char *err_text(unsigned flags) {
+    if (flags & TSEAL_GEMV_ERR_BOUNDS) return "segment lies outside the exponent stream";
+    if (flags & TSEAL_GEMV_ERR_TABLE) return "invalid decode table";
+    if (flags & TSEAL_GEMV_ERR_OVERRUN) return "codes run past the segment's end";
+    return "bits left over after the segment's last code";
+}
+
+/* Under the tensor's lock: launch with the tensor's error record, wait, report. */
+static int gemv_checked(const tseal_gpu_tensor *t, tseal_gemv_args *a, int kind, cudaStream_t s,
+                        const char *what) {
+    tseal_gemv_err herr;
+    memset(&herr, 0, sizeof herr);
+    if (kind == TSEAL_GEMV_KIND_HUFF) {
+        if (!t->huff.err)
+            return tseal_err(TSEAL_E_INTERNAL, "%s: tensor without an error record", what);
+        a->err = reinterpret_cast<tseal_gemv_err *>(t->huff.err);
+        CUDA_TRY(cudaMemsetAsync(a->err, 0, sizeof *a->err, s), what);
+    }
+    int rc = launch(a, kind, t->device, s, what);
+    if (rc) {
+        (void)cudaStreamSynchronize(s); /* the error record stays in use until then */
+        (void)cudaGetLastError();
+        return rc;
+    }
+    if (a->err)
+        CUDA_TRY(cudaMemcpyAsync(&herr, a->err, sizeof herr, cudaMemcpyDeviceToHost, s), what);
+    CUDA_TRY(cudaStreamSynchronize(s), what);
+    if (herr.flags) {
+        const tseal_ct_view *v = &t->geo;
+        const uint64_t j = ~(uint64_t)herr.seg_inv;
+        const uint64_t row = j / v->segs_per_row, c0 = (j % v->segs_per_row) << v->seg_log2;
+        return tseal_err(TSEAL_E_CORRUPT,
+                         "%s: coded tensor: %u of %llu segments do not decode exactly; first: "
+                         "segment %llu (row %llu, column %llu): %s",
+                         what, herr.n_bad, (unsigned long long)v->n_segs, (unsigned long long)j,
+                         (unsigned long long)row, (unsigned long long)c0, err_text(herr.flags));
+    }
+    return 0;
+}
+
+extern "C" int tseal_gpu_gemv(const tseal_gpu_tensor *t, const void *x, void *y, unsigned batch,
+                              void *stream) {
+    static const char *what = "tseal_gpu_gemv";
+    tseal_gemv_args a;
+    int kind = 0;
+    int rc = tensor_args(t, &a, &kind, what);
+    if (rc) return rc;
+    rc = check_xy(x, y, a.plan.n, a.plan.k, batch, what);
+    if (rc) return rc;
+    a.x = (const uint16_t *)x;
+    a.y = (uint16_t *)y;
+    a.batch = batch;
+
+    tseal_gpu_tensor *mt = (tseal_gpu_tensor *)t; /* the lock is the only mutable part */
+    if (pthread_mutex_lock(&mt->lock) != 0)
+        return tseal_err(TSEAL_E_INTERNAL, "%s: pthread_mutex_lock failed", what);
+    int prev = 0;
+    rc = dev_enter(t->device, &prev, what);
+    if (rc == 0) {
+        if (a.plan.n) rc = check_device_ptr(y, a.plan.n * batch * 2, t->device, "y", what);
+        if (rc == 0 && a.plan.n)
+            rc = check_device_ptr(x, a.plan.k * batch * 2, t->device, "x", what);
+        if (rc == 0) rc = gemv_checked(t, &a, kind, (cudaStream_t)stream, what);
+        dev_leave(t->device, prev);
+    }
+    pthread_mutex_unlock(&mt->lock);
+    return rc;
+}
+
+extern "C" int tseal_gpu_gemv_ref(const void *w_bf16, uint64_t n, uint64_t k, unsigned seg_log2,
+                                  const void *x, void *y, unsigned batch, void *stream) {
+    static const char *what = "tseal_gpu_gemv_ref";
+    if (seg_log2 < TSEAL_SEG_LOG2_MIN || seg_log2 > TSEAL_SEG_LOG2_MAX)
+        return tseal_err(TSEAL_E_INVAL, "%s: seg_log2 %u out of range %u..%u", what, seg_log2,
+                         TSEAL_SEG_LOG2_MIN, TSEAL_SEG_LOG2_MAX);
+    uint64_t nk = 0;
+    if (__builtin_mul_overflow(n, k, &nk) || nk > SIZE_MAX / 2)
+        return tseal_err(TSEAL_E_INVAL, "%s: %llu x %llu is too large", what, (unsigned long long)n,
+                         (unsigned long long)k);
+    int rc = check_xy(x, y, n, k, batch, what);
+    if (rc) return rc;
+    if (nk && !w_bf16) return tseal_err(TSEAL_E_INVAL, "%s: weights are NULL", what);
+    if ((uintptr_t)w_bf16 & 1)
+        return tseal_err(TSEAL_E_INVAL, "%s: weights %p are not 2-byte aligned", what, w_bf16);
+    if (overlap(w_bf16, nk * 2, y, n * batch * 2))
+        return tseal_err(TSEAL_E_INVAL, "%s: weights and y overlap", what);
+    if (tseal_gpu_device_count() <= 0) return TSEAL_E_NO_GPU; /* message set */
+    int device = 0;
+    CUDA_TRY(cudaGetDevice(&device), what);
+    tseal_gemv_args a;
+    memset(&a, 0, sizeof a);
+    a.w = (const uint16_t *)w_bf16;
+    a.x = (const uint16_t *)x;
+    a.y = (uint16_t *)y;
+    a.batch = batch;
+    a.plan.n = n;
+    a.plan.k = k;
+    a.plan.seg_log2 = seg_log2;
+    return launch(&a, TSEAL_GEMV_KIND_BF16, device, (cudaStream_t)stream, what);
+}

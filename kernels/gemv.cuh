@@ -1,0 +1,826 @@
+/*
+ * gemv.cuh - fused decode+GEMV kernels (device code): y[b] = W x[b] with W a coded tensor
+ * resident on the GPU, decoded in registers right before the multiply (the decoded weights
+ * never go to device memory). Design, reduction order and tunables: docs/GEMV.md.
+ * Host side (launches, argument checks, errors): kernels/gemv.cu. C reference (the oracle of
+ * the tests, same reduction order): kernels/gemv_ref.c.
+ *
+ * This header is plain C99 up to the `__CUDACC__` section at its end: every per-lane step of
+ * the kernels (task mapping, segment lengths and start bits, the decode-and-multiply of one
+ * segment, the reduction steps, the output rounding) is a TSEAL_GEMV_HD function that
+ * tests/test_gemv.c compiles with the C compiler and runs on the CPU, emulating a warp by 32
+ * lanes in a loop and the shuffles by plain arrays. The kernels only add the data movement
+ * between lanes (__shfl_*_sync) and shared memory.
+ *
+ * Reduction order (the contract; identical in the C reference, the BF16 reference kernel and
+ * the fused kernel, so their outputs are bit-identical). For output y[b][r], with K columns,
+ * segments of S = 2^seg_log2 columns (the last one of a row may be shorter):
+ *   1. chunk:   each segment is cut into chunks of 8 columns from its start (the last chunk of
+ *               a row may be shorter); c = -0.0f, then c = fmaf(w[col], x[b][col], c) for the
+ *               chunk's columns in increasing order;
+ *   2. segment: p = -0.0f, then p = p + c for the segment's chunks in order;
+ *   3. row:     the segment partials p_0 .. p_{P-1} of the row (P = ceil(K / S)) are summed by
+ *               the pairwise tree over P' = next power of two >= P slots, slots >= P holding
+ *               -0.0f: level by level, node [i, i + 2h) = node [i, i + h) + node [i + h, i + 2h);
+ *               P == 0 (K == 0) gives +0.0f;
+ *   4. output:  y = BF16 round-to-nearest-even of the row sum; any NaN gives 0x7FC0.
+ * All arithmetic is FP32 with explicit fused multiply-adds and plain additions (never
+ * contracted or reassociated; no flush to zero). -0.0f is the exact identity of addition, so
+ * every aligned power-of-two range of slots is a subtree whose value does not depend on how
+ * the work was split: a lane, a warp or several warps may compute any such subtree.
+ */
+#ifndef TSEAL_GEMV_CUH
+#define TSEAL_GEMV_CUH
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "tseal.h"
+#include "tseal_layout.h"
+
+#ifdef __CUDACC__
+#include <cuda_runtime.h>
+#define TSEAL_GEMV_HD static __forceinline__ __host__ __device__
+#else
+#define TSEAL_GEMV_HD static inline
+#endif
+/* Full unrolling of the per-batch and per-chunk loops in device code (the host compilers do
+ * not know the pragma). */
+#ifdef __CUDA_ARCH__
+#define TSEAL_GEMV_UNROLL _Pragma("unroll")
+#else
+#define TSEAL_GEMV_UNROLL
+#endif
+
+/* ---- tunables (docs/GEMV.md, "Tunables") ----------------------------------------------------- */
+
+#ifndef TSEAL_GEMV_WARPS
+#define TSEAL_GEMV_WARPS 8 /* warps per block: every warp runs its own tasks */
+#endif
+#define TSEAL_GEMV_THREADS (32 * TSEAL_GEMV_WARPS)
+#ifndef TSEAL_GEMV_TASKS_PER_SM
+#define TSEAL_GEMV_TASKS_PER_SM 16 /* warp tasks wanted per SM before rows are split in pieces */
+#endif
+/* Most tiles (of 32 segments) one warp task sums; longer rows are always split in pieces.
+ * The per-warp stack of partial sums has log2 of this plus one levels. */
+#define TSEAL_GEMV_PIECE_TILES_MAX 2048u
+#define TSEAL_GEMV_STACK_LEVELS    12u
+#define TSEAL_GEMV_COMBINE_THREADS 128 /* threads per block of the piece-combining kernel */
+#define TSEAL_GEMV_CHUNK           8   /* columns per FMA chain (reduction order, step 1) */
+
+/* Order segment size of tensors without segments (RAW and CONST) and the batch limit are
+ * public: include/tseal.h (TSEAL_GEMV_FLAT_SEG_LOG2, TSEAL_GEMV_MAX_BATCH). */
+
+/* Weight sources (kernel template parameter, constant-folded in the per-lane code). */
+#define TSEAL_GEMV_KIND_HUFF  0 /* Huffman-coded exponents + plane */
+#define TSEAL_GEMV_KIND_CONST 1 /* one exponent + plane */
+#define TSEAL_GEMV_KIND_BF16  2 /* plain row-major BF16 (RAW tensors, the reference kernel) */
+
+/* Work split (tseal_gemv_plan_make). */
+#define TSEAL_GEMV_MODE_ROWS  0 /* P <= 32: a warp task is floor(32 / P) whole rows */
+#define TSEAL_GEMV_MODE_TILES 1 /* P > 32: a warp task is a piece of a row (tiles of 32 segs) */
+
+/* Error flags of a segment (the same values as TSEAL_GPU_ERR_* of decode.cuh). */
+#define TSEAL_GEMV_ERR_OVERRUN 1u /* the codes ran past the segment's end */
+#define TSEAL_GEMV_ERR_SHORT   2u /* all symbols decoded before the segment's end */
+#define TSEAL_GEMV_ERR_BOUNDS  4u /* segment not inside the exponent stream */
+#define TSEAL_GEMV_ERR_TABLE   8u /* table entry without a symbol (invalid code lengths) */
+
+/* Error record (same layout as decode.cuh's tseal_gpu_err; gemv.cu checks it). */
+typedef struct tseal_gemv_err {
+    unsigned int flags;         /* TSEAL_GEMV_ERR_* seen in any segment */
+    unsigned int n_bad;         /* segments flagged */
+    unsigned long long seg_inv; /* ~(lowest flagged segment), 0 if none */
+} tseal_gemv_err;
+
+/* How the rows are cut into warp tasks. Any plan gives the same bits (see the order above). */
+typedef struct tseal_gemv_plan {
+    uint64_t n, k;           /* rows (outputs) and columns */
+    uint64_t segs_per_row;   /* P = ceil(k / S) */
+    uint64_t tiles;          /* TILES: ceil(P / 32) */
+    uint64_t piece_tiles;    /* TILES: tiles per piece, a power of two */
+    uint64_t pieces;         /* TILES: pieces per row; > 1: the combine kernel sums them */
+    uint64_t n_tasks;        /* warp tasks */
+    uint32_t seg_log2;       /* S = 2^seg_log2 */
+    uint32_t mode;           /* TSEAL_GEMV_MODE_* */
+    uint32_t rows_per_warp;  /* ROWS: floor(32 / P) */
+    uint32_t lanes_per_task; /* lanes that get a segment in a full task */
+} tseal_gemv_plan;
+
+/* Everything a kernel reads (device pointers; the CPU emulation passes host pointers). */
+typedef struct tseal_gemv_args {
+    const uint32_t *dtab;       /* HUFF: TSEAL_DTAB_SIZE multi-symbol entries */
+    const uint8_t *code_len;    /* HUFF: 256 code lengths */
+    const uint64_t *group_base; /* HUFF: n_groups bit offsets */
+    const uint32_t *seg_lens;   /* HUFF: packed length fields, read as little-endian words */
+    const uint32_t *exp_words;  /* HUFF: exponent stream, read as little-endian words */
+    const uint8_t *plane;       /* HUFF, CONST: n * k sign+mantissa bytes */
+    const uint16_t *w;          /* BF16: n * k weights, row-major */
+    const uint16_t *x;          /* batch * k BF16 */
+    uint16_t *y;                /* batch * n BF16 */
+    float *pieces;              /* plan.pieces > 1: n * pieces * batch partial sums */
+    tseal_gemv_err *err;        /* HUFF: error record, or NULL (then only NaN outputs) */
+    uint64_t n_segs;            /* HUFF */
+    uint64_t exp_bits;          /* HUFF */
+    uint32_t seg_bits_min;      /* HUFF */
+    uint32_t len_width;         /* HUFF */
+    uint32_t const_exp;         /* CONST */
+    uint32_t batch;             /* 1..TSEAL_GEMV_MAX_BATCH */
+    tseal_gemv_plan plan;
+} tseal_gemv_args;
+
+/* ---- small helpers (bit casts, loads, arithmetic) ---------------------------------------------
+ */
+
+TSEAL_GEMV_HD float tseal_gemv_f32(uint32_t bits) {
+#ifdef __CUDA_ARCH__
+    return __uint_as_float(bits);
+#else
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+#endif
+}
+
+TSEAL_GEMV_HD uint32_t tseal_gemv_bits(float f) {
+#ifdef __CUDA_ARCH__
+    return __float_as_uint(f);
+#else
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+#endif
+}
+
+/* Exactly one rounding, never contracted or reassociated. */
+TSEAL_GEMV_HD float tseal_gemv_fma(float a, float b, float c) {
+#ifdef __CUDA_ARCH__
+    return __fmaf_rn(a, b, c);
+#else
+    return fmaf(a, b, c);
+#endif
+}
+
+TSEAL_GEMV_HD float tseal_gemv_add(float a, float b) {
+#ifdef __CUDA_ARCH__
+    return __fadd_rn(a, b);
+#else
+    return a + b;
+#endif
+}
+
+/* The output rounding (order step 4): RNE to BF16, every NaN to the canonical 0x7FC0. */
+TSEAL_GEMV_HD uint16_t tseal_gemv_bf16_out(float f) {
+    const uint32_t u = tseal_gemv_bits(f);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return 0x7FC0u;
+    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+
+TSEAL_GEMV_HD uint32_t tseal_gemv_bswap32(uint32_t v) {
+#ifdef __CUDA_ARCH__
+    return __byte_perm(v, 0, 0x0123);
+#else
+    return __builtin_bswap32(v);
+#endif
+}
+
+/* Bits [s, s + 32) of hi:lo, s in 0..31. */
+TSEAL_GEMV_HD uint32_t tseal_gemv_shr64(uint32_t lo, uint32_t hi, uint32_t s) {
+#ifdef __CUDA_ARCH__
+    return __funnelshift_r(lo, hi, s);
+#else
+    return (uint32_t)((((uint64_t)hi << 32) | lo) >> (s & 31));
+#endif
+}
+
+/* Loads through the read-only path on the device; memcpy (any alignment) on the host. */
+TSEAL_GEMV_HD uint32_t tseal_gemv_ldw(const uint32_t *p, uint64_t i) {
+#ifdef __CUDA_ARCH__
+    return __ldg(p + i);
+#else
+    uint32_t v;
+    memcpy(&v, (const uint8_t *)p + 4 * i, 4);
+    return v;
+#endif
+}
+
+TSEAL_GEMV_HD uint64_t tseal_gemv_ldq(const uint64_t *p, uint64_t i) {
+#ifdef __CUDA_ARCH__
+    return __ldg((const unsigned long long *)p + i);
+#else
+    uint64_t v;
+    memcpy(&v, (const uint8_t *)p + 8 * i, 8);
+    return v;
+#endif
+}
+
+TSEAL_GEMV_HD uint32_t tseal_gemv_ldb(const uint8_t *p) {
+#ifdef __CUDA_ARCH__
+    return __ldg(p);
+#else
+    return *p;
+#endif
+}
+
+TSEAL_GEMV_HD uint32_t tseal_gemv_ldh(const uint16_t *p) {
+#ifdef __CUDA_ARCH__
+    return __ldg((const unsigned short *)p);
+#else
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+#endif
+}
+
+/* 8 bytes (8-byte aligned on the device) as two little-endian words. */
+TSEAL_GEMV_HD void tseal_gemv_ld8(const uint8_t *p, uint32_t v[2]) {
+#ifdef __CUDA_ARCH__
+    const uint2 q = __ldg((const uint2 *)p);
+    v[0] = q.x;
+    v[1] = q.y;
+#else
+    memcpy(v, p, 8);
+#endif
+}
+
+/* 16 bytes (16-byte aligned on the device) as four little-endian words. */
+TSEAL_GEMV_HD void tseal_gemv_ld16(const uint16_t *p, uint32_t v[4]) {
+#ifdef __CUDA_ARCH__
+    const uint4 q = __ldg((const uint4 *)p);
+    v[0] = q.x;
+    v[1] = q.y;
+    v[2] = q.z;
+    v[3] = q.w;
+#else
+    memcpy(v, p, 16);
+#endif
+}
+
+TSEAL_GEMV_HD uint64_t tseal_gemv_pow2_ceil(uint64_t v) {
+    uint64_t p = 1;
+    while (p < v) p <<= 1;
+    return p;
+}
+
+/* ---- the plan: rows -> warp tasks ------------------------------------------------------------ */
+
+/*
+ * Cut n rows of k columns (order segments of 2^seg_log2) into warp tasks. ROWS (P <= 32): a
+ * task is floor(32 / P) consecutive rows, lane l handling segment l % P of row l / P. TILES
+ * (P > 32): a row is ceil(P / 32) tiles of 32 consecutive segments (lane l: segment 32 t + l);
+ * a task sums `piece_tiles` consecutive tiles of one row (an aligned power-of-two range, so a
+ * subtree of the row's pairwise tree); the largest such piece is used that still gives
+ * >= min_tasks tasks (fill every SM), and rows of more than one piece are finished by the
+ * combine kernel. k == 0 gives no tasks (the caller writes +0).
+ */
+TSEAL_GEMV_HD void tseal_gemv_plan_make(uint64_t n, uint64_t k, unsigned seg_log2,
+                                        uint64_t min_tasks, tseal_gemv_plan *pl) {
+    pl->n = n;
+    pl->k = k;
+    pl->seg_log2 = seg_log2;
+    pl->segs_per_row = k ? ((k - 1) >> seg_log2) + 1 : 0;
+    const uint64_t P = pl->segs_per_row;
+    if (P == 0 || n == 0) {
+        pl->mode = TSEAL_GEMV_MODE_ROWS;
+        pl->rows_per_warp = 1;
+        pl->lanes_per_task = 0;
+        pl->tiles = pl->piece_tiles = pl->pieces = 1;
+        pl->n_tasks = 0;
+    } else if (P <= 32) {
+        pl->mode = TSEAL_GEMV_MODE_ROWS;
+        pl->rows_per_warp = (uint32_t)(32 / P);
+        pl->lanes_per_task = (uint32_t)(pl->rows_per_warp * P);
+        pl->tiles = pl->piece_tiles = pl->pieces = 1;
+        pl->n_tasks = (n + pl->rows_per_warp - 1) / pl->rows_per_warp;
+    } else {
+        pl->mode = TSEAL_GEMV_MODE_TILES;
+        pl->rows_per_warp = 1;
+        pl->lanes_per_task = 32;
+        pl->tiles = (P + 31) / 32;
+        uint64_t bt = tseal_gemv_pow2_ceil(pl->tiles);
+        if (bt > TSEAL_GEMV_PIECE_TILES_MAX) bt = TSEAL_GEMV_PIECE_TILES_MAX;
+        while (bt > 1 && n * ((pl->tiles + bt - 1) / bt) < min_tasks) bt >>= 1;
+        pl->piece_tiles = bt;
+        pl->pieces = (pl->tiles + bt - 1) / bt;
+        pl->n_tasks = n * pl->pieces;
+    }
+}
+
+/* The segment a lane works on. */
+typedef struct tseal_gemv_slot {
+    uint64_t row;   /* output row */
+    uint64_t i;     /* segment index within the row */
+    uint64_t rel;   /* index within the task's tree (ROWS: i; TILES: i - 32 * tile) */
+    uint64_t lim;   /* slots of that tree holding a segment (ROWS: P; TILES: count) */
+    uint64_t j0;    /* first segment (global index) of the warp's current lanes */
+    uint32_t count; /* segments held by the warp's current lanes (contiguous from j0) */
+    int active;     /* this lane has a segment */
+} tseal_gemv_slot;
+
+/* ROWS: lane `lane` of task `task`. */
+TSEAL_GEMV_HD void tseal_gemv_rows_slot(const tseal_gemv_plan *pl, uint64_t task, unsigned lane,
+                                        tseal_gemv_slot *s) {
+    const uint64_t P = pl->segs_per_row, row0 = task * pl->rows_per_warp;
+    const uint64_t nrows = pl->n - row0 < pl->rows_per_warp ? pl->n - row0 : pl->rows_per_warp;
+    s->row = row0 + lane / P;
+    s->i = lane % P;
+    s->rel = s->i;
+    s->lim = P;
+    s->j0 = row0 * P;
+    s->count = (uint32_t)(nrows * P);
+    s->active = lane < s->count;
+}
+
+/* TILES: lane `lane` in tile `tile` of row `row`. */
+TSEAL_GEMV_HD void tseal_gemv_tile_slot(const tseal_gemv_plan *pl, uint64_t row, uint64_t tile,
+                                        unsigned lane, tseal_gemv_slot *s) {
+    const uint64_t P = pl->segs_per_row, first = 32 * tile;
+    s->row = row;
+    s->i = first + lane;
+    s->rel = lane;
+    s->count = (uint32_t)(P - first < 32 ? P - first : 32);
+    s->lim = s->count;
+    s->j0 = row * P + first;
+    s->active = lane < s->count;
+}
+
+/* ---- segment lengths and start bits (HUFF) --------------------------------------------------- */
+
+/* Length in bits of segment j < n_segs (the layout's tseal_ct_seg_bits over words). */
+TSEAL_GEMV_HD uint32_t tseal_gemv_seg_bits(const tseal_gemv_args *a, uint64_t j) {
+    if (a->len_width == 0) return a->seg_bits_min;
+    const uint64_t bit = j * a->len_width, w = bit >> 5;
+    const uint32_t v = tseal_gemv_shr64(tseal_gemv_ldw(a->seg_lens, w),
+                                        tseal_gemv_ldw(a->seg_lens, w + 1), (uint32_t)(bit & 31));
+    return a->seg_bits_min + (v & ((1u << a->len_width) - 1u));
+}
+
+/*
+ * Start bits of the warp's segments j0 .. j0 + count - 1 (count <= 32, so at most two groups,
+ * g0 = j0 / 32 and g0 + 1). Every lane l loads the lengths of segments 32 g0 + l ("lo") and,
+ * if the range reaches group g0 + 1, 32 g0 + 32 + l ("hi"); the warp scans both; a lane whose
+ * segment is k = j - 32 g0 slots after the first of g0 takes the exclusive prefix of lane
+ * k % 32 of the scan of its group. These are the per-lane inputs and the final selection.
+ */
+TSEAL_GEMV_HD int tseal_gemv_scan_two(uint64_t j0, uint32_t count) {
+    return (j0 & 31) + count > 32;
+}
+
+TSEAL_GEMV_HD uint32_t tseal_gemv_scan_len(const tseal_gemv_args *a, uint64_t j0, unsigned lane,
+                                           int hi) {
+    const uint64_t j = ((j0 >> 5) << 5) + (hi ? 32u : 0u) + lane;
+    return j < a->n_segs ? tseal_gemv_seg_bits(a, j) : 0u;
+}
+
+/* Lane l's source lane for the scan values of segment j. */
+TSEAL_GEMV_HD unsigned tseal_gemv_scan_src(uint64_t j0, uint64_t j) {
+    return (unsigned)((j - ((j0 >> 5) << 5)) & 31);
+}
+
+/* `excl_*` and `len_*` are the exclusive prefix and the length at lane tseal_gemv_scan_src. */
+TSEAL_GEMV_HD void tseal_gemv_scan_pick(const tseal_gemv_args *a, uint64_t j0, uint64_t j,
+                                        uint32_t excl_lo, uint32_t len_lo, uint32_t excl_hi,
+                                        uint32_t len_hi, uint64_t *start, uint32_t *len) {
+    const uint64_t g0 = j0 >> 5;
+    if (j - (g0 << 5) < 32) {
+        *start = tseal_gemv_ldq(a->group_base, g0) + excl_lo;
+        *len = len_lo;
+    } else {
+        *start = tseal_gemv_ldq(a->group_base, g0 + 1) + excl_hi;
+        *len = len_hi;
+    }
+}
+
+/* ---- one segment: decode (HUFF, CONST, BF16) and multiply ------------------------------------ */
+
+/* Record a bad segment (device: atomics on the shared record; host: plain updates). */
+TSEAL_GEMV_HD void tseal_gemv_flag(tseal_gemv_err *err, uint64_t seg, uint32_t flags) {
+    if (!err) return;
+#ifdef __CUDA_ARCH__
+    atomicOr(&err->flags, flags);
+    atomicAdd(&err->n_bad, 1u);
+    atomicMax(&err->seg_inv, (unsigned long long)~seg);
+#else
+    err->flags |= flags;
+    err->n_bad++;
+    if ((unsigned long long)~seg > err->seg_inv) err->seg_inv = (unsigned long long)~seg;
+#endif
+}
+
+/*
+ * Four BF16 weights as FP32 from 4 sign+mantissa bytes and 4 exponents (byte i = weight i):
+ * interleave to [sm0 e0 sm1 e1] and [sm2 e2 sm3 e3], move the bits of each 16-bit half into
+ * place (sign from bit 7 to 15, exponent from 8..15 to 7..14, mantissa stays), widen.
+ */
+TSEAL_GEMV_HD void tseal_gemv_join4(uint32_t sm4, uint32_t e4, float w[4]) {
+#ifdef __CUDA_ARCH__
+    const uint32_t u0 = __byte_perm(sm4, e4, 0x5140), u1 = __byte_perm(sm4, e4, 0x7362);
+#else
+    const uint32_t u0 =
+        (sm4 & 0xFFu) | ((e4 & 0xFFu) << 8) | ((sm4 & 0xFF00u) << 8) | ((e4 & 0xFF00u) << 16);
+    const uint32_t u1 = ((sm4 >> 16) & 0xFFu) | ((e4 >> 8) & 0xFF00u) | ((sm4 >> 8) & 0xFF0000u) |
+                        (e4 & 0xFF000000u);
+#endif
+    const uint32_t b0 = ((u0 >> 1) & 0x7F807F80u) | (u0 & 0x007F007Fu) | ((u0 << 8) & 0x80008000u);
+    const uint32_t b1 = ((u1 >> 1) & 0x7F807F80u) | (u1 & 0x007F007Fu) | ((u1 << 8) & 0x80008000u);
+    w[0] = tseal_gemv_f32(b0 << 16);
+    w[1] = tseal_gemv_f32(b0 & 0xFFFF0000u);
+    w[2] = tseal_gemv_f32(b1 << 16);
+    w[3] = tseal_gemv_f32(b1 & 0xFFFF0000u);
+}
+
+/*
+ * Order steps 1-2 for one chunk: m (<= 8) weights w[] at column `col`; p[b] += chain(b) for
+ * b < batch. `nb` is the compile-time batch bound of the kernel (the host passes batch).
+ * vec: k % 8 == 0 and x 16-byte aligned, so m == 8 and x is read with 16-byte loads.
+ */
+TSEAL_GEMV_HD void tseal_gemv_chunk_fma(const tseal_gemv_args *a, int vec, unsigned nb,
+                                        uint64_t col, unsigned m, const float w[8], float *p) {
+    const uint64_t k = a->plan.k;
+    TSEAL_GEMV_UNROLL
+    for (unsigned b = 0; b < nb; b++) {
+        if (b >= a->batch) break;
+        const uint16_t *xb = a->x + (uint64_t)b * k + col;
+        float xv[8];
+        if (vec) {
+            uint32_t q[4];
+            tseal_gemv_ld16(xb, q);
+            TSEAL_GEMV_UNROLL
+            for (unsigned i = 0; i < 4; i++) {
+                xv[2 * i] = tseal_gemv_f32(q[i] << 16);
+                xv[2 * i + 1] = tseal_gemv_f32(q[i] & 0xFFFF0000u);
+            }
+        } else {
+            TSEAL_GEMV_UNROLL
+            for (unsigned i = 0; i < 8; i++)
+                xv[i] = i < m ? tseal_gemv_f32(tseal_gemv_ldh(xb + i) << 16) : 0.0f;
+        }
+        float c = -0.0f;
+        TSEAL_GEMV_UNROLL
+        for (unsigned i = 0; i < 8; i++)
+            if (vec || i < m) c = tseal_gemv_fma(w[i], xv[i], c);
+        p[b] = tseal_gemv_add(p[b], c);
+    }
+}
+
+/* A chunk of plane bytes at element `elem` joined with 8 exponents (byte i of e8), multiplied. */
+TSEAL_GEMV_HD void tseal_gemv_plane_chunk(const tseal_gemv_args *a, int vec, unsigned nb,
+                                          uint64_t elem, uint64_t col, unsigned m, uint64_t e8,
+                                          float *p) {
+    float w[8];
+    if (vec) {
+        uint32_t sm[2];
+        tseal_gemv_ld8(a->plane + elem, sm);
+        tseal_gemv_join4(sm[0], (uint32_t)e8, w);
+        tseal_gemv_join4(sm[1], (uint32_t)(e8 >> 32), w + 4);
+    } else {
+        TSEAL_GEMV_UNROLL
+        for (unsigned i = 0; i < 8; i++) {
+            const uint32_t bf = i < m
+                                    ? tseal_bf16_join((uint8_t)tseal_gemv_ldb(a->plane + elem + i),
+                                                      (uint8_t)(e8 >> (8 * i)))
+                                    : 0u;
+            w[i] = tseal_gemv_f32(bf << 16);
+        }
+    }
+    tseal_gemv_chunk_fma(a, vec, nb, col, m, w, p);
+}
+
+/* A chunk of plain BF16 weights at element `elem`, multiplied. */
+TSEAL_GEMV_HD void tseal_gemv_bf16_chunk(const tseal_gemv_args *a, int vec, unsigned nb,
+                                         uint64_t elem, uint64_t col, unsigned m, float *p) {
+    float w[8];
+    if (vec) {
+        uint32_t q[4];
+        tseal_gemv_ld16(a->w + elem, q);
+        TSEAL_GEMV_UNROLL
+        for (unsigned i = 0; i < 4; i++) {
+            w[2 * i] = tseal_gemv_f32(q[i] << 16);
+            w[2 * i + 1] = tseal_gemv_f32(q[i] & 0xFFFF0000u);
+        }
+    } else {
+        TSEAL_GEMV_UNROLL
+        for (unsigned i = 0; i < 8; i++)
+            w[i] = tseal_gemv_f32(i < m ? tseal_gemv_ldh(a->w + elem + i) << 16 : 0u);
+    }
+    tseal_gemv_chunk_fma(a, vec, nb, col, m, w, p);
+}
+
+/*
+ * HUFF: decode the segment's nsyms exponents from seg_len bits at bit `start` while
+ * multiplying (decode.cuh's loop: 64-bit left-aligned bit buffer refilled from byte-swapped
+ * 32-bit words, multi-symbol lookups while >= 3 symbols and >= 12 bits remain, then single
+ * codes checked against the segment end). Exponents are gathered 8 at a time in a 64-bit
+ * register (first in bits 0..7); a lookup of c symbols that completes a chunk leaves its last
+ * (n - 8) symbols for the next one. dtab/code_len: the shared-memory copies. Returns 0 or
+ * TSEAL_GEMV_ERR_* (p is then unspecified).
+ */
+TSEAL_GEMV_HD uint32_t tseal_gemv_seg_huff(const tseal_gemv_args *a, int vec, unsigned nb,
+                                           uint64_t elem, uint64_t col, uint32_t nsyms,
+                                           uint64_t start, uint32_t seg_len, const uint32_t *dtab,
+                                           const uint8_t *code_len, float *p) {
+    if (start > a->exp_bits || seg_len > a->exp_bits - start) return TSEAL_GEMV_ERR_BOUNDS;
+    uint64_t wi = start >> 5;
+    const uint32_t s0 = (uint32_t)(start & 31);
+    uint64_t buf = (uint64_t)tseal_gemv_bswap32(tseal_gemv_ldw(a->exp_words, wi++)) << (32 + s0);
+    uint32_t avail = 32 - s0, used = 0, left = nsyms, n = 0;
+    uint64_t acc = 0;
+
+    while (left >= TSEAL_DTAB_MAX_SYMS && used + TSEAL_DTAB_BITS <= seg_len) {
+        if (avail <= 32) {
+            buf |= (uint64_t)tseal_gemv_bswap32(tseal_gemv_ldw(a->exp_words, wi++)) << (32 - avail);
+            avail += 32;
+        }
+        const uint32_t e = dtab[buf >> (64 - TSEAL_DTAB_BITS)];
+        const uint32_t c = TSEAL_DTAB_COUNT(e), nbits = TSEAL_DTAB_NBITS(e);
+        if (c == 0 || nbits == 0) return TSEAL_GEMV_ERR_TABLE;
+        buf <<= nbits;
+        avail -= nbits;
+        used += nbits;
+        left -= c;
+        const uint64_t syms = e & 0xFFFFFFu; /* unused symbol bytes are zero */
+        acc |= syms << (8 * n);              /* n <= 7; bytes past the chunk fall off */
+        n += c;
+        if (n >= TSEAL_GEMV_CHUNK) {
+            n -= TSEAL_GEMV_CHUNK;
+            tseal_gemv_plane_chunk(a, vec, nb, elem, col, TSEAL_GEMV_CHUNK, acc, p);
+            elem += TSEAL_GEMV_CHUNK;
+            col += TSEAL_GEMV_CHUNK;
+            acc = syms >> (8 * (c - n)); /* the n symbols that did not fit */
+        }
+    }
+    while (left > 0) {
+        if (used >= seg_len) return TSEAL_GEMV_ERR_OVERRUN;
+        if (avail <= 32) {
+            buf |= (uint64_t)tseal_gemv_bswap32(tseal_gemv_ldw(a->exp_words, wi++)) << (32 - avail);
+            avail += 32;
+        }
+        const uint32_t e = dtab[buf >> (64 - TSEAL_DTAB_BITS)];
+        const uint32_t sym = e & 0xFFu, len = code_len[sym];
+        if (TSEAL_DTAB_COUNT(e) == 0 || len == 0) return TSEAL_GEMV_ERR_TABLE;
+        if (len > seg_len - used) return TSEAL_GEMV_ERR_OVERRUN;
+        buf <<= len;
+        avail -= len;
+        used += len;
+        left--;
+        acc |= (uint64_t)sym << (8 * n);
+        if (++n == TSEAL_GEMV_CHUNK) {
+            tseal_gemv_plane_chunk(a, vec, nb, elem, col, TSEAL_GEMV_CHUNK, acc, p);
+            elem += TSEAL_GEMV_CHUNK;
+            col += TSEAL_GEMV_CHUNK;
+            acc = 0;
+            n = 0;
+        }
+    }
+    if (n) tseal_gemv_plane_chunk(a, vec, nb, elem, col, n, acc, p);
+    return used == seg_len ? 0u : TSEAL_GEMV_ERR_SHORT;
+}
+
+/*
+ * One lane's segment (order steps 1-2): p[0..nb) receives the partial sums (batch entries
+ * >= a->batch are left at -0). HUFF needs the segment's start bit and length (the scan);
+ * on a bad segment the flags are returned and p[] is set to NaN (the row's outputs are then
+ * 0x7FC0). `kind` and `vec` are compile-time constants in the kernels.
+ */
+TSEAL_GEMV_HD uint32_t tseal_gemv_segment(const tseal_gemv_args *a, int kind, int vec, unsigned nb,
+                                          const tseal_gemv_slot *s, uint64_t start,
+                                          uint32_t seg_len, const uint32_t *dtab,
+                                          const uint8_t *code_len, float *p) {
+    const uint64_t k = a->plan.k, col = s->i << a->plan.seg_log2;
+    const uint64_t left = k - col, S = (uint64_t)1 << a->plan.seg_log2;
+    const uint32_t nsyms = (uint32_t)(left < S ? left : S);
+    const uint64_t elem = s->row * k + col;
+    TSEAL_GEMV_UNROLL
+    for (unsigned b = 0; b < nb; b++) p[b] = -0.0f;
+    uint32_t f = 0;
+    if (kind == TSEAL_GEMV_KIND_HUFF) {
+        f = tseal_gemv_seg_huff(a, vec, nb, elem, col, nsyms, start, seg_len, dtab, code_len, p);
+    } else if (kind == TSEAL_GEMV_KIND_CONST) {
+        const uint64_t e8 = (uint64_t)(a->const_exp & 0xFFu) * 0x0101010101010101ull;
+        for (uint32_t c = 0; c < nsyms; c += TSEAL_GEMV_CHUNK) {
+            const unsigned m = nsyms - c < TSEAL_GEMV_CHUNK ? nsyms - c : TSEAL_GEMV_CHUNK;
+            tseal_gemv_plane_chunk(a, vec, nb, elem + c, col + c, m, e8, p);
+        }
+    } else {
+        for (uint32_t c = 0; c < nsyms; c += TSEAL_GEMV_CHUNK) {
+            const unsigned m = nsyms - c < TSEAL_GEMV_CHUNK ? nsyms - c : TSEAL_GEMV_CHUNK;
+            tseal_gemv_bf16_chunk(a, vec, nb, elem + c, col + c, m, p);
+        }
+    }
+    if (f) {
+        TSEAL_GEMV_UNROLL
+        for (unsigned b = 0; b < nb; b++) p[b] = tseal_gemv_f32(0x7FC00000u);
+    }
+    return f;
+}
+
+/* ---- reductions (order step 3) ----------------------------------------------------------------
+ */
+
+/* Tree step of width h inside a task: slot `rel` adds slot rel + h (from lane + h) when it is
+ * the left child and the right child holds a segment (else the right child is -0). */
+TSEAL_GEMV_HD int tseal_gemv_tree_take(uint64_t rel, uint32_t h, uint64_t lim) {
+    return (rel & (2 * (uint64_t)h - 1)) == 0 && rel + h < lim;
+}
+
+/*
+ * Pairwise sum of a sequence of subtree values arriving left to right (the tiles of a piece,
+ * the pieces of a row): st holds one complete subtree per level (nb floats each); pushing
+ * value number idx merges equal-sized neighbours like a binary counter. v[] is clobbered.
+ */
+TSEAL_GEMV_HD void tseal_gemv_stack_push(float *st, unsigned nb, uint64_t idx, float *v) {
+    unsigned lvl = 0;
+    while (idx & 1) {
+        for (unsigned b = 0; b < nb; b++) v[b] = tseal_gemv_add(st[lvl * nb + b], v[b]);
+        idx >>= 1;
+        lvl++;
+    }
+    for (unsigned b = 0; b < nb; b++) st[lvl * nb + b] = v[b];
+}
+
+/* The tree over a power-of-two number of slots >= count after `count` (>= 1) pushes: the
+ * pending subtrees from the right (smallest) to the left, padding being the identity. */
+TSEAL_GEMV_HD void tseal_gemv_stack_fold(const float *st, unsigned nb, uint64_t count, float *out) {
+    int have = 0;
+    for (unsigned lvl = 0; count; lvl++, count >>= 1) {
+        if (!(count & 1)) continue;
+        for (unsigned b = 0; b < nb; b++)
+            out[b] = have ? tseal_gemv_add(st[lvl * nb + b], out[b]) : st[lvl * nb + b];
+        have = 1;
+    }
+}
+
+/* ---- the kernels ------------------------------------------------------------------------------
+ */
+
+#ifdef __CUDACC__
+
+#define TSEAL_GEMV_FULL_MASK 0xFFFFFFFFu
+
+/* Start bit and length of this lane's segment (all 32 lanes call it; see tseal_gemv_scan_*). */
+__device__ __forceinline__ void tseal_gemv_warp_starts(const tseal_gemv_args *a,
+                                                       const tseal_gemv_slot *s, unsigned lane,
+                                                       uint64_t *start, uint32_t *len) {
+    const int two = tseal_gemv_scan_two(s->j0, s->count); /* warp-uniform */
+    const uint32_t len_lo = tseal_gemv_scan_len(a, s->j0, lane, 0);
+    const uint32_t len_hi = two ? tseal_gemv_scan_len(a, s->j0, lane, 1) : 0u;
+    uint32_t inc_lo = len_lo, inc_hi = len_hi;
+#pragma unroll
+    for (unsigned d = 1; d < 32; d <<= 1) {
+        const uint32_t v = __shfl_up_sync(TSEAL_GEMV_FULL_MASK, inc_lo, d);
+        if (lane >= d) inc_lo += v;
+        if (two) {
+            const uint32_t u = __shfl_up_sync(TSEAL_GEMV_FULL_MASK, inc_hi, d);
+            if (lane >= d) inc_hi += u;
+        }
+    }
+    const uint64_t j = s->row * a->plan.segs_per_row + s->i;
+    const unsigned src = s->active ? tseal_gemv_scan_src(s->j0, j) : lane;
+    const uint32_t el = __shfl_sync(TSEAL_GEMV_FULL_MASK, inc_lo - len_lo, src);
+    const uint32_t ll = __shfl_sync(TSEAL_GEMV_FULL_MASK, len_lo, src);
+    uint32_t eh = 0, lh = 0;
+    if (two) {
+        eh = __shfl_sync(TSEAL_GEMV_FULL_MASK, inc_hi - len_hi, src);
+        lh = __shfl_sync(TSEAL_GEMV_FULL_MASK, len_hi, src);
+    }
+    *start = 0;
+    *len = 0;
+    if (s->active) tseal_gemv_scan_pick(a, s->j0, j, el, ll, eh, lh, start, len);
+}
+
+/* The segment of this lane (inactive lanes: -0), with error reporting. */
+template <int KIND, int NB, bool VEC>
+__device__ __forceinline__ void
+tseal_gemv_warp_segment(const tseal_gemv_args *a, const tseal_gemv_slot *s, unsigned lane,
+                        const uint32_t *dtab, const uint8_t *code_len, float p[NB]) {
+    uint64_t start = 0;
+    uint32_t len = 0;
+    if (KIND == TSEAL_GEMV_KIND_HUFF) tseal_gemv_warp_starts(a, s, lane, &start, &len);
+#pragma unroll
+    for (int b = 0; b < NB; b++) p[b] = -0.0f;
+    if (s->active) {
+        const uint32_t f = tseal_gemv_segment(a, KIND, VEC, NB, s, start, len, dtab, code_len, p);
+        if (f) tseal_gemv_flag(a->err, s->row * a->plan.segs_per_row + s->i, f);
+    }
+}
+
+/* Pairwise tree over the task's slots (widths 1, 2, 4, ... < hmax); slot 0 ends with it. */
+template <int NB>
+__device__ __forceinline__ void tseal_gemv_warp_tree(const tseal_gemv_slot *s, uint32_t hmax,
+                                                     unsigned batch, float p[NB]) {
+    for (uint32_t h = 1; h < hmax; h <<= 1) {
+        const bool take = s->active && tseal_gemv_tree_take(s->rel, h, s->lim);
+#pragma unroll
+        for (int b = 0; b < NB; b++) {
+            if ((unsigned)b >= batch) break;
+            const float o = __shfl_down_sync(TSEAL_GEMV_FULL_MASK, p[b], h);
+            if (take) p[b] = tseal_gemv_add(p[b], o);
+        }
+    }
+}
+
+template <int KIND, int NB, bool VEC>
+__device__ __forceinline__ void tseal_gemv_task_rows(const tseal_gemv_args *a, uint64_t task,
+                                                     unsigned lane, const uint32_t *dtab,
+                                                     const uint8_t *code_len) {
+    tseal_gemv_slot s;
+    tseal_gemv_rows_slot(&a->plan, task, lane, &s);
+    float p[NB];
+    tseal_gemv_warp_segment<KIND, NB, VEC>(a, &s, lane, dtab, code_len, p);
+    tseal_gemv_warp_tree<NB>(&s, (uint32_t)a->plan.segs_per_row, a->batch, p);
+    if (s.active && s.i == 0) {
+#pragma unroll
+        for (int b = 0; b < NB; b++)
+            if ((unsigned)b < a->batch)
+                a->y[(uint64_t)b * a->plan.n + s.row] = tseal_gemv_bf16_out(p[b]);
+    }
+}
+
+template <int KIND, int NB, bool VEC>
+__device__ __forceinline__ void tseal_gemv_task_tiles(const tseal_gemv_args *a, uint64_t task,
+                                                      unsigned lane, const uint32_t *dtab,
+                                                      const uint8_t *code_len, float *stack) {
+    const tseal_gemv_plan *pl = &a->plan;
+    const uint64_t row = task / pl->pieces, piece = task - row * pl->pieces;
+    const uint64_t t0 = piece * pl->piece_tiles;
+    const uint64_t t1 = t0 + pl->piece_tiles < pl->tiles ? t0 + pl->piece_tiles : pl->tiles;
+    for (uint64_t t = t0; t < t1; t++) {
+        tseal_gemv_slot s;
+        tseal_gemv_tile_slot(pl, row, t, lane, &s);
+        float p[NB];
+        tseal_gemv_warp_segment<KIND, NB, VEC>(a, &s, lane, dtab, code_len, p);
+        tseal_gemv_warp_tree<NB>(&s, 32, a->batch, p);
+        if (lane == 0) tseal_gemv_stack_push(stack, NB, t - t0, p);
+    }
+    if (lane == 0) {
+        float r[NB];
+        tseal_gemv_stack_fold(stack, NB, t1 - t0, r);
+        if (pl->pieces == 1) {
+#pragma unroll
+            for (int b = 0; b < NB; b++)
+                if ((unsigned)b < a->batch)
+                    a->y[(uint64_t)b * pl->n + row] = tseal_gemv_bf16_out(r[b]);
+        } else {
+#pragma unroll
+            for (int b = 0; b < NB; b++)
+                if ((unsigned)b < a->batch) a->pieces[task * a->batch + b] = r[b];
+        }
+    }
+}
+
+/*
+ * The GEMV kernel: persistent blocks of TSEAL_GEMV_WARPS warps; every warp runs warp tasks
+ * blockIdx.x * WARPS + warp, then + gridDim.x * WARPS, ... (no block-wide synchronisation
+ * after the HUFF table copy). NB: compile-time batch bound (1, 2, 4, 8, 16).
+ */
+template <int KIND, int NB, bool VEC>
+__global__ void __launch_bounds__(TSEAL_GEMV_THREADS)
+    tseal_gemv_kernel(const __grid_constant__ tseal_gemv_args a) {
+    __shared__ __align__(16) uint32_t s_dtab[KIND == TSEAL_GEMV_KIND_HUFF ? TSEAL_DTAB_SIZE : 4];
+    __shared__ __align__(16) uint8_t s_len[KIND == TSEAL_GEMV_KIND_HUFF ? 256 : 16];
+    __shared__ float s_stack[TSEAL_GEMV_WARPS][TSEAL_GEMV_STACK_LEVELS * NB];
+
+    if constexpr (KIND == TSEAL_GEMV_KIND_HUFF) {
+        const uint4 *src = reinterpret_cast<const uint4 *>(a.dtab);
+        uint4 *dst = reinterpret_cast<uint4 *>(s_dtab);
+        for (unsigned i = threadIdx.x; i < TSEAL_DTAB_SIZE / 4; i += blockDim.x) dst[i] = src[i];
+        if (threadIdx.x < 256 / 16)
+            reinterpret_cast<uint4 *>(s_len)[threadIdx.x] =
+                reinterpret_cast<const uint4 *>(a.code_len)[threadIdx.x];
+        __syncthreads();
+    }
+    const unsigned lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const uint64_t stride = (uint64_t)gridDim.x * TSEAL_GEMV_WARPS;
+    for (uint64_t task = (uint64_t)blockIdx.x * TSEAL_GEMV_WARPS + warp; task < a.plan.n_tasks;
+         task += stride) {
+        if (a.plan.mode == TSEAL_GEMV_MODE_ROWS)
+            tseal_gemv_task_rows<KIND, NB, VEC>(&a, task, lane, s_dtab, s_len);
+        else
+            tseal_gemv_task_tiles<KIND, NB, VEC>(&a, task, lane, s_dtab, s_len, s_stack[warp]);
+    }
+}
+
+/* Rows of more than one piece: one thread per (row, batch entry) sums the row's pieces with
+ * the same pairwise tree. */
+static __global__ void __launch_bounds__(TSEAL_GEMV_COMBINE_THREADS)
+    tseal_gemv_combine_kernel(const __grid_constant__ tseal_gemv_args a) {
+    const uint64_t total = a.plan.n * a.batch;
+    float st[64];
+    for (uint64_t idx = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+         idx += (uint64_t)gridDim.x * blockDim.x) {
+        const uint64_t row = idx / a.batch, b = idx - row * a.batch;
+        const float *src = a.pieces + row * a.plan.pieces * a.batch + b;
+        for (uint64_t pc = 0; pc < a.plan.pieces; pc++) {
+            float v = src[pc * a.batch];
+            tseal_gemv_stack_push(st, 1, pc, &v);
+        }
+        float r = 0.0f;
+        tseal_gemv_stack_fold(st, 1, a.plan.pieces, &r);
+        a.y[b * a.plan.n + row] = tseal_gemv_bf16_out(r);
+    }
+}
+
+#endif /* __CUDACC__ */
+
+#endif /* TSEAL_GEMV_CUH */
