@@ -264,6 +264,15 @@ int tseal_codec_decode_fast(const tseal_ct_view *view, void *out, unsigned nthre
 int tseal_codec_decode_rows(const tseal_ct_view *view, uint64_t row_begin, uint64_t row_end,
                             void *out, unsigned nthreads);
 
+/*
+ * Rows [row_begin, row_end) of a coded tensor (its rows x cols geometry) as a coded blob of
+ * their own, cut from the compressed sections without decoding (the code table is kept):
+ * for tensor-parallel loading. `view` must have every section (tseal_codec_view). Free `out`
+ * with tseal_buf_free. TSEAL_E_INVAL for an empty or out-of-range row range.
+ */
+int tseal_codec_slice_rows(const tseal_ct_view *view, uint64_t row_begin, uint64_t row_end,
+                           tseal_buf *out);
+
 /* Shannon entropy (bits per weight) of the exponent field of n BF16 values. */
 double tseal_codec_exponent_entropy(const uint16_t *bf16, uint64_t n);
 
@@ -661,6 +670,15 @@ typedef struct {
 int tseal_gpu_load(tseal_artifact *a, const tseal_gpu_load_opts *opts, tseal_gpu_model **out,
                    tseal_gpu_load_report *report);
 void tseal_gpu_free(tseal_gpu_model *m);
+
+/*
+ * Tensor parallelism: rows [row_begin, row_end) of coded tensor i onto GPU `device`, still
+ * compressed (cut from the compressed streams on the host: tseal_codec_slice_rows; the
+ * segment's chunks are checked and decrypted into locked memory, wiped after the upload).
+ * Free with tseal_gpu_tensor_free. TSEAL_E_UNSUPPORTED for a tensor stored raw.
+ */
+int tseal_gpu_load_rows(tseal_artifact *a, size_t i, uint64_t row_begin, uint64_t row_end,
+                        int device, tseal_gpu_tensor **out);
 
 /* Decode every loaded tensor on the GPU and check it against its signed digest: the decoded
  * bytes come back 16 MiB at a time into locked host memory for hashing and are wiped there

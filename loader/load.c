@@ -366,3 +366,31 @@ int tseal_gpu_decode_bf16_async(const tseal_gpu_tensor *t, void *dst, void *stre
     if (!t) return tseal_err(TSEAL_E_INVAL, "tseal_gpu_decode_bf16_async: tensor is NULL");
     return tseal_gpu_tensor_decode_launch(t, dst, stream);
 }
+
+int tseal_gpu_load_rows(tseal_artifact *a, size_t i, uint64_t row_begin, uint64_t row_end,
+                        int device, tseal_gpu_tensor **out) {
+    if (!out) return tseal_err(TSEAL_E_INVAL, "tseal_gpu_load_rows: out is NULL");
+    *out = NULL;
+    if (!a) return tseal_err(TSEAL_E_INVAL, "tseal_gpu_load_rows: artifact is NULL");
+    if (i >= a->v.m.n_tensors) return tseal_err(TSEAL_E_NOTFOUND, "no tensor %zu", i);
+    const tseal_mf_tensor *t = &a->v.m.tensors[i];
+    if (!t->coded)
+        return tseal_err(TSEAL_E_UNSUPPORTED, "tensor '%.200s': stored raw (%s); not sliceable",
+                         t->name, tseal_dtype_name(t->dtype));
+    if (tseal_gpu_device_count() == 0) return TSEAL_E_NO_GPU;
+    uint8_t *blob = NULL;
+    uint64_t len = 0;
+    tseal_ct_view cv, sv;
+    tseal_buf slice = {NULL, 0};
+    int r = tseal_loader_decrypt_segment(a, t->segment, &blob, &len);
+    if (!r) r = tseal_loader_view(a, t, blob, len, &cv);
+    if (!r) r = tseal_codec_slice_rows(&cv, row_begin, row_end, &slice);
+    if (!r) r = tseal_codec_view(slice.data, slice.size, &sv);
+    if (!r) r = tseal_gpu_tensor_upload(&sv, device, out);
+    if (slice.data) tseal_wipe(slice.data, slice.size);
+    tseal_buf_free(&slice);
+    if (blob) tseal_wipe(blob, len);
+    tseal_secure_free(blob);
+    if (r) tseal_err_context("tensor '%.200s': ", t->name);
+    return r;
+}

@@ -393,3 +393,66 @@ Test(loader, kept_regions_validate_like_the_whole_blob) {
         free(w);
     }
 }
+
+/* ---- row slices cut from the compressed streams (tensor parallelism) ---------------------- */
+
+static void check_slices(const uint16_t *w, uint64_t rows, uint64_t cols, unsigned seg_log2) {
+    tseal_codec_params p = {.max_code_bits = 12, .seg_log2 = (uint8_t)seg_log2};
+    tseal_buf b;
+    cr_assert_eq(tseal_codec_encode(w, rows, cols, &p, &b, NULL), 0);
+    tseal_ct_view v;
+    cr_assert_eq(tseal_codec_view(b.data, b.size, &v), 0);
+    const uint64_t cuts[][2] = {{0, rows},
+                                {0, 1},
+                                {rows - 1, rows},
+                                {rows / 3, rows / 3 + 1},
+                                {rows / 4, (3 * rows + 3) / 4},
+                                {1, rows}};
+    for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+        uint64_t r0 = cuts[c][0], r1 = cuts[c][1];
+        if (r0 >= r1 || r1 > rows) continue;
+        tseal_buf s;
+        cr_assert_eq(tseal_codec_slice_rows(&v, r0, r1, &s), 0, "%s", tseal_errmsg());
+        tseal_ct_view sv;
+        cr_assert_eq(tseal_codec_view(s.data, s.size, &sv), 0,
+                     "slice [%llu, %llu) of %llux%llu "
+                     "S=2^%u: %s",
+                     (unsigned long long)r0, (unsigned long long)r1, (unsigned long long)rows,
+                     (unsigned long long)cols, seg_log2, tseal_errmsg());
+        cr_assert_eq(sv.rows, r1 - r0);
+        cr_assert_eq(sv.cols, cols);
+        uint16_t *got = malloc((r1 - r0) * cols * 2);
+        cr_assert_eq(tseal_codec_decode_ref(&sv, got), 0, "%s", tseal_errmsg());
+        cr_assert_eq(memcmp(got, w + r0 * cols, (r1 - r0) * cols * 2), 0);
+        if (r0 == 0 && r1 == rows) cr_assert_leq(s.size, b.size); /* never larger */
+        free(got);
+        tseal_buf_free(&s);
+    }
+    tseal_buf s;
+    cr_assert_eq(tseal_codec_slice_rows(&v, 1, 1, &s), TSEAL_E_INVAL);
+    cr_assert_eq(tseal_codec_slice_rows(&v, 0, rows + 1, &s), TSEAL_E_INVAL);
+    tseal_buf_free(&b);
+}
+
+Test(loader, row_slices_cut_from_the_compressed_streams) {
+    const uint64_t shapes[][2] = {{1, 1},    {2, 7},    {5, 100},  {64, 64},
+                                  {17, 999}, {33, 300}, {9, 5000}, {3, 70000}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        uint64_t n = shapes[s][0] * shapes[s][1];
+        uint16_t *w = malloc(n * 2);
+        uint32_t x = 777 + (uint32_t)s;
+        for (uint64_t i = 0; i < n; i++) {
+            x = x * 1664525u + 1013904223u;
+            w[i] = (uint16_t)(((x >> 16) & 0x807F) | ((116 + (x >> 28)) << 7));
+        }
+        for (unsigned sl = 6; sl <= 13; sl++) check_slices(w, shapes[s][0], shapes[s][1], sl);
+        for (uint64_t i = 0; i < n; i++) w[i] = 0x3F80; /* CONST */
+        check_slices(w, shapes[s][0], shapes[s][1], 8);
+        for (uint64_t i = 0; i < n; i++) { /* every exponent equally likely: RAW */
+            x = x * 1664525u + 1013904223u;
+            w[i] = (uint16_t)(x >> 16);
+        }
+        check_slices(w, shapes[s][0], shapes[s][1], 8);
+        free(w);
+    }
+}

@@ -417,6 +417,7 @@ _PROTOS = {
     "tseal_gpu_device_count": (_I, []),
     "tseal_gpu_tensor_upload": (_I, [_c.POINTER(_CtView), _I, _PP]),
     "tseal_gpu_tensor_free": (None, [_P]),
+    "tseal_gpu_load_rows": (_I, [_P, _SZ, _U64, _U64, _I, _PP]),
     "tseal_gpu_tensor_device_bytes": (_U64, [_P]),
     "tseal_gpu_load": (
         _I,
@@ -1254,17 +1255,32 @@ class Artifact:
                      threads: int = 0) -> "GpuTensor":
         """A tensor-parallel slice of a BF16 tensor as its own compressed tensor on a GPU.
 
-        The slice is decoded into locked host memory (tseal_secure_buffer), re-encoded with
-        tseal_codec_encode (lossless: it decodes to exactly the slice) and uploaded with
-        tseal_gpu_tensor_upload; every host buffer is wiped. Unlike tseal_gpu_load this briefly
-        holds decoded BF16 weights in (locked) host memory: libtseal has no call yet that loads
-        a row or column range of a coded tensor without decoding it."""
+        Slices along dim 0 of a tensor of rank >= 2 (column-parallel layers) are cut from the
+        compressed streams by libtseal (tseal_gpu_load_rows): no decoded weight ever exists in
+        host memory. Other slices (dim >= 1: row-parallel layers, or vectors) are decoded into
+        locked host memory (tseal_secure_buffer), re-encoded with tseal_codec_encode (lossless:
+        it decodes to exactly the slice) and uploaded with tseal_gpu_tensor_upload; every host
+        buffer is wiped."""
         idx = _gpu_index(device, "%s: tensor %r" % (self.path, name))
         info = self.info(name)
         if info.dtype != "BF16" or len(info.shape) < 1:
             raise UnsupportedError(
                 "%s: upload_slice needs a BF16 tensor (%s is %s %s)"
                 % (self.path, name, info.dtype, list(info.shape)), -5)
+        lib = _lib()
+        if dim == 0 and len(info.shape) >= 2 and info.coded and hasattr(lib, "tseal_gpu_load_rows"):
+            lo, hi = _slice_bounds(info.shape[0], rank, world_size)
+            inner = 1
+            for d in info.shape[1:-1]:
+                inner *= d
+            if hi > lo:
+                i = info.index
+                p = ctypes.c_void_p()
+                _check(lib.tseal_gpu_load_rows(self._handle(), i, lo * inner, hi * inner, idx,
+                                               ctypes.byref(p)),
+                       "%s: tensor %r" % (self.path, name))
+                shape = (hi - lo,) + tuple(info.shape[1:])
+                return GpuTensor(p.value, None, name, "BF16", shape, idx)
         arr = self.tensor(name, rank=rank, world_size=world_size, dim=dim, secure=True,
                           threads=threads)
         try:

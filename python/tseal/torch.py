@@ -572,8 +572,9 @@ def load_model(
       this rank's slice; embeddings, norms and the LM head are replicated. Attention modules
       see num_heads / world_size heads. Run one process per rank with torch.distributed
       initialised (row-parallel outputs are all-reduced over process_group).
-      Slices are made by decoding on the host in locked memory and re-encoding (see
-      tseal.Artifact.upload_slice); world_size=1 never decodes weights on the host.
+      Column-parallel slices are cut from the compressed streams (tseal_gpu_load_rows);
+      row-parallel ones are made by decoding on the host in locked memory and re-encoding
+      (see tseal.Artifact.upload_slice); world_size=1 never decodes weights on the host.
     dtype: the model's dtype (default torch.bfloat16). compress: predicate on module names
       choosing which Linear layers stay compressed (default: all with a coded BF16 weight).
     keep_artifact: keep the artifact open as model.tseal_artifact (else it is closed when

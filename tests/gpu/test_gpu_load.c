@@ -159,3 +159,33 @@ Test(gpu_load, tampered_chunk_fails_the_load, .timeout = 300) {
     tseal_close(a);
     cleanup();
 }
+
+Test(gpu_load, row_slices_load_compressed_and_decode_to_the_rows, .timeout = 300) {
+    if (tseal_gpu_device_count() == 0) cr_skip_test("no CUDA device: %s", tseal_errmsg());
+    fixture("tiny", 8);
+    tseal_artifact *a = open_it();
+    for (size_t i = 0; i < tseal_artifact_tensor_count(a); i++) {
+        tseal_tensor_info info;
+        cr_assert_eq(tseal_artifact_tensor_info(a, i, &info), 0);
+        if (!info.coded || info.rows < 2) continue;
+        uint64_t r0 = info.rows / 3, r1 = info.rows - 1, n = (r1 - r0) * info.cols * 2;
+        uint8_t *want = malloc(n), *got = malloc(n);
+        cr_assert_eq(tseal_artifact_read_rows(a, i, r0, r1, want, n, 1), 0);
+        tseal_gpu_tensor *t = NULL;
+        cr_assert_eq(tseal_gpu_load_rows(a, i, r0, r1, 0, &t), 0, "%s", tseal_errmsg());
+        uint64_t rows, cols;
+        tseal_gpu_tensor_shape(t, &rows, &cols);
+        cr_assert_eq(rows, r1 - r0);
+        void *d = NULL;
+        cr_assert_eq(tseal_gpu_malloc(0, n, &d), 0);
+        cr_assert_eq(tseal_gpu_decode_bf16(t, d, NULL), 0, "%s", tseal_errmsg());
+        cr_assert_eq(tseal_gpu_memcpy_d2h(got, d, n), 0);
+        cr_assert_eq(memcmp(want, got, n), 0, "%s rows differ", info.name);
+        tseal_gpu_mem_free(d);
+        tseal_gpu_tensor_free(t);
+        free(want);
+        free(got);
+    }
+    tseal_close(a);
+    cleanup();
+}
