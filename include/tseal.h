@@ -272,6 +272,12 @@ int tseal_codec_decode_rows(const tseal_ct_view *view, uint64_t row_begin, uint6
  */
 int tseal_codec_slice_rows(const tseal_ct_view *view, uint64_t row_begin, uint64_t row_end,
                            tseal_buf *out);
+/* The same for rows [row_begin, row_end) x columns [col_begin, col_end); for HUFF tensors the
+ * columns must start on a segment boundary and end on one or at the last column (else
+ * TSEAL_E_INVAL): row-parallel slices of a tensor packed with --segment 256 qualify for
+ * K / world_size a multiple of 256. */
+int tseal_codec_slice(const tseal_ct_view *view, uint64_t row_begin, uint64_t row_end,
+                      uint64_t col_begin, uint64_t col_end, tseal_buf *out);
 
 /* Shannon entropy (bits per weight) of the exponent field of n BF16 values. */
 double tseal_codec_exponent_entropy(const uint16_t *bf16, uint64_t n);
@@ -679,6 +685,9 @@ void tseal_gpu_free(tseal_gpu_model *m);
  */
 int tseal_gpu_load_rows(tseal_artifact *a, size_t i, uint64_t row_begin, uint64_t row_end,
                         int device, tseal_gpu_tensor **out);
+/* Rows x columns (columns as tseal_codec_slice requires): row-parallel slices. */
+int tseal_gpu_load_slice(tseal_artifact *a, size_t i, uint64_t row_begin, uint64_t row_end,
+                         uint64_t col_begin, uint64_t col_end, int device, tseal_gpu_tensor **out);
 
 /* Decode every loaded tensor on the GPU and check it against its signed digest: the decoded
  * bytes come back 16 MiB at a time into locked host memory for hashing and are wiped there

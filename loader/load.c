@@ -367,11 +367,11 @@ int tseal_gpu_decode_bf16_async(const tseal_gpu_tensor *t, void *dst, void *stre
     return tseal_gpu_tensor_decode_launch(t, dst, stream);
 }
 
-int tseal_gpu_load_rows(tseal_artifact *a, size_t i, uint64_t row_begin, uint64_t row_end,
-                        int device, tseal_gpu_tensor **out) {
-    if (!out) return tseal_err(TSEAL_E_INVAL, "tseal_gpu_load_rows: out is NULL");
+int tseal_gpu_load_slice(tseal_artifact *a, size_t i, uint64_t row_begin, uint64_t row_end,
+                         uint64_t col_begin, uint64_t col_end, int device, tseal_gpu_tensor **out) {
+    if (!out) return tseal_err(TSEAL_E_INVAL, "tseal_gpu_load_slice: out is NULL");
     *out = NULL;
-    if (!a) return tseal_err(TSEAL_E_INVAL, "tseal_gpu_load_rows: artifact is NULL");
+    if (!a) return tseal_err(TSEAL_E_INVAL, "tseal_gpu_load_slice: artifact is NULL");
     if (i >= a->v.m.n_tensors) return tseal_err(TSEAL_E_NOTFOUND, "no tensor %zu", i);
     const tseal_mf_tensor *t = &a->v.m.tensors[i];
     if (!t->coded)
@@ -384,7 +384,8 @@ int tseal_gpu_load_rows(tseal_artifact *a, size_t i, uint64_t row_begin, uint64_
     tseal_buf slice = {NULL, 0};
     int r = tseal_loader_decrypt_segment(a, t->segment, &blob, &len);
     if (!r) r = tseal_loader_view(a, t, blob, len, &cv);
-    if (!r) r = tseal_codec_slice_rows(&cv, row_begin, row_end, &slice);
+    if (!r && col_end == UINT64_MAX) col_end = cv.cols;
+    if (!r) r = tseal_codec_slice(&cv, row_begin, row_end, col_begin, col_end, &slice);
     if (!r) r = tseal_codec_view(slice.data, slice.size, &sv);
     if (!r) r = tseal_gpu_tensor_upload(&sv, device, out);
     if (slice.data) tseal_wipe(slice.data, slice.size);
@@ -393,4 +394,9 @@ int tseal_gpu_load_rows(tseal_artifact *a, size_t i, uint64_t row_begin, uint64_
     tseal_secure_free(blob);
     if (r) tseal_err_context("tensor '%.200s': ", t->name);
     return r;
+}
+
+int tseal_gpu_load_rows(tseal_artifact *a, size_t i, uint64_t row_begin, uint64_t row_end,
+                        int device, tseal_gpu_tensor **out) {
+    return tseal_gpu_load_slice(a, i, row_begin, row_end, 0, UINT64_MAX, device, out);
 }

@@ -428,7 +428,42 @@ static void check_slices(const uint16_t *w, uint64_t rows, uint64_t cols, unsign
         free(got);
         tseal_buf_free(&s);
     }
+    /* columns on segment boundaries (any columns for RAW and CONST) */
+    const uint64_t S = v.mode == TSEAL_CT_MODE_HUFF ? 1ull << seg_log2 : 1;
+    uint16_t *full = malloc(rows * cols * 2);
+    cr_assert_eq(tseal_codec_decode_ref(&v, full), 0);
+    const uint64_t ccuts[][4] = {
+        {0, rows, 0, S},        {0, rows, S, cols},     {rows / 2, rows, S, 3 * S},
+        {1, rows, 2 * S, cols}, {0, 1, cols - 1, cols}, {0, rows, 0, cols}};
+    for (size_t c = 0; c < sizeof ccuts / sizeof ccuts[0]; c++) {
+        uint64_t r0 = ccuts[c][0], r1 = ccuts[c][1], c0 = ccuts[c][2], c1 = ccuts[c][3];
+        if (c1 > cols) c1 = cols;
+        if (r0 >= r1 || c0 >= c1) continue;
+        int aligned = c0 % S == 0 && (c1 % S == 0 || c1 == cols);
+        tseal_buf s;
+        int r = tseal_codec_slice(&v, r0, r1, c0, c1, &s);
+        if (!aligned) {
+            cr_assert_eq(r, TSEAL_E_INVAL);
+            continue;
+        }
+        cr_assert_eq(r, 0, "%s", tseal_errmsg());
+        tseal_ct_view sv;
+        cr_assert_eq(tseal_codec_view(s.data, s.size, &sv), 0, "cols [%llu, %llu) S=%llu: %s",
+                     (unsigned long long)c0, (unsigned long long)c1, (unsigned long long)S,
+                     tseal_errmsg());
+        uint16_t *got = malloc((r1 - r0) * (c1 - c0) * 2);
+        cr_assert_eq(tseal_codec_decode_ref(&sv, got), 0, "%s", tseal_errmsg());
+        for (uint64_t rr = r0; rr < r1; rr++)
+            cr_assert_eq(memcmp(got + (rr - r0) * (c1 - c0), full + rr * cols + c0, (c1 - c0) * 2),
+                         0, "row %llu of cols [%llu, %llu)", (unsigned long long)rr,
+                         (unsigned long long)c0, (unsigned long long)c1);
+        free(got);
+        tseal_buf_free(&s);
+    }
+    free(full);
     tseal_buf s;
+    if (v.mode == TSEAL_CT_MODE_HUFF && cols > S)
+        cr_assert_eq(tseal_codec_slice(&v, 0, rows, 1, cols, &s), TSEAL_E_INVAL);
     cr_assert_eq(tseal_codec_slice_rows(&v, 1, 1, &s), TSEAL_E_INVAL);
     cr_assert_eq(tseal_codec_slice_rows(&v, 0, rows + 1, &s), TSEAL_E_INVAL);
     tseal_buf_free(&b);

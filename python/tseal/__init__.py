@@ -418,6 +418,7 @@ _PROTOS = {
     "tseal_gpu_tensor_upload": (_I, [_c.POINTER(_CtView), _I, _PP]),
     "tseal_gpu_tensor_free": (None, [_P]),
     "tseal_gpu_load_rows": (_I, [_P, _SZ, _U64, _U64, _I, _PP]),
+    "tseal_gpu_load_slice": (_I, [_P, _SZ, _U64, _U64, _U64, _U64, _I, _PP]),
     "tseal_gpu_tensor_device_bytes": (_U64, [_P]),
     "tseal_gpu_load": (
         _I,
@@ -1255,9 +1256,11 @@ class Artifact:
                      threads: int = 0) -> "GpuTensor":
         """A tensor-parallel slice of a BF16 tensor as its own compressed tensor on a GPU.
 
-        Slices along dim 0 of a tensor of rank >= 2 (column-parallel layers) are cut from the
-        compressed streams by libtseal (tseal_gpu_load_rows): no decoded weight ever exists in
-        host memory. Other slices (dim >= 1: row-parallel layers, or vectors) are decoded into
+        Slices along dim 0 of a tensor of rank >= 2 (column-parallel layers), and along dim 1
+        of a matrix when the columns fall on the codec's segment boundaries (row-parallel
+        layers packed with --segment 256), are cut from the compressed streams by libtseal
+        (tseal_gpu_load_rows / tseal_gpu_load_slice): no decoded weight ever exists in host
+        memory. Other slices (unaligned columns, vectors) are decoded into
         locked host memory (tseal_secure_buffer), re-encoded with tseal_codec_encode (lossless:
         it decodes to exactly the slice) and uploaded with tseal_gpu_tensor_upload; every host
         buffer is wiped."""
@@ -1281,6 +1284,14 @@ class Artifact:
                        "%s: tensor %r" % (self.path, name))
                 shape = (hi - lo,) + tuple(info.shape[1:])
                 return GpuTensor(p.value, None, name, "BF16", shape, idx)
+        if dim == 1 and len(info.shape) == 2 and info.coded and hasattr(lib, "tseal_gpu_load_slice"):
+            lo, hi = _slice_bounds(info.shape[1], rank, world_size)
+            p = ctypes.c_void_p()
+            # Columns must fall on segment boundaries (packed with --segment 256 and K/world a
+            # multiple of 256, they do); otherwise libtseal says so and the slower path below runs.
+            if hi > lo and lib.tseal_gpu_load_slice(self._handle(), info.index, 0, info.shape[0],
+                                                    lo, hi, idx, ctypes.byref(p)) == 0:
+                return GpuTensor(p.value, None, name, "BF16", (info.shape[0], hi - lo), idx)
         arr = self.tensor(name, rank=rank, world_size=world_size, dim=dim, secure=True,
                           threads=threads)
         try:
