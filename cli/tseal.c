@@ -810,10 +810,11 @@ static int cmd_inspect(int argc, char **argv) {
 
 /* ---- verify, unpack ---------------------------------------------------------------------- */
 
-/* --trust-ca / --crl / --identity, shared by verify, unpack and audit. */
+/* The trust options shared by verify, unpack, audit and load: --trust and --policy-key key
+ * lists, --trust-ca / --crl / --identity. */
 typedef struct {
-    const char *cas[16], *crls[16], *ids[32];
-    unsigned n_cas, n_crls, n_ids;
+    const char *cas[16], *crls[16], *ids[32], *trust[16], *pkeys[16];
+    unsigned n_cas, n_crls, n_ids, n_trust, n_pkeys;
 } ca_args;
 
 #define CA_OPTIONS                                                                                 \
@@ -831,21 +832,43 @@ typedef struct {
     "(also --certificate-identity) requires the signer certificate to match P: subject:TEXT\n"     \
     "(the subject or its CN), email:TEXT, uri:TEXT or dns:TEXT (a SAN), one '*' wildcard.\n"
 
-/* 1 if c was a CA option (consumed), 0 if not, -1 on a usage error (printed). */
+/* 1 if c was a trust option (consumed: 't' --trust, 'K' --policy-key, or a CA option), 0 if
+ * not, -1 on a usage error (printed). */
 static int ca_option(ca_args *a, int c, const char *cmd) {
-    const char **list = c == 1001 ? a->cas : c == 1002 ? a->crls : c == 1003 ? a->ids : NULL;
-    unsigned *n = c == 1001 ? &a->n_cas : c == 1002 ? &a->n_crls : &a->n_ids;
+    const char **list = c == 1001   ? a->cas
+                        : c == 1002 ? a->crls
+                        : c == 1003 ? a->ids
+                        : c == 't'  ? a->trust
+                        : c == 'K'  ? a->pkeys
+                                    : NULL;
+    unsigned *n = c == 1001   ? &a->n_cas
+                  : c == 1002 ? &a->n_crls
+                  : c == 1003 ? &a->n_ids
+                  : c == 't'  ? &a->n_trust
+                              : &a->n_pkeys;
     unsigned cap = c == 1003 ? 32 : 16;
     if (!list) return 0;
     if (*n >= cap) {
         usage_error(cmd, c == 1001   ? "at most 16 --trust-ca roots"
                          : c == 1002 ? "at most 16 --crl files"
-                                     : "at most 32 --identity patterns");
+                         : c == 1003 ? "at most 32 --identity patterns"
+                         : c == 't'  ? "at most 16 --trust keys"
+                                     : "at most 16 --policy-key keys");
         return -1;
     }
     list[(*n)++] = optarg;
     return 1;
 }
+
+/* The lists into the library's options (tseal_verify_opts and tseal_audit_opts share them). */
+#define CA_ARGS_APPLY(o, a)                                                                        \
+    do {                                                                                           \
+        (o).trust = (a).trust, (o).n_trust = (a).n_trust;                                          \
+        (o).trust_cas = (a).cas, (o).n_trust_cas = (a).n_cas;                                      \
+        (o).crls = (a).crls, (o).n_crls = (a).n_crls;                                              \
+        (o).identities = (a).ids, (o).n_identities = (a).n_ids;                                    \
+        (o).policy_keys = (a).pkeys, (o).n_policy_keys = (a).n_pkeys;                              \
+    } while (0)
 
 static int ca_args_check(const ca_args *a, const char *cmd) {
     if ((a->n_crls || a->n_ids) && !a->n_cas)
@@ -897,10 +920,10 @@ static int verify_or_unpack(int argc, char **argv, int unpack) {
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *cmd = unpack ? "unpack" : "verify", *trust[16], *outp = NULL, *pkeys[16], *att[16];
+    const char *cmd = unpack ? "unpack" : "verify", *outp = NULL, *att[16];
     tseal_verify_opts o;
     memset(&o, 0, sizeof o);
-    unsigned nt = 0, npk = 0, na = 0;
+    unsigned na = 0;
     ca_args ca = {0};
     int json = 0, quiet = 0, c, k;
     while ((c = getopt_long(argc, argv, "o:qh", opts, NULL)) != -1) {
@@ -909,10 +932,6 @@ static int verify_or_unpack(int argc, char **argv, int unpack) {
             continue;
         }
         switch (c) {
-        case 't':
-            if (nt >= 16) return usage_error(cmd, "at most 16 --trust keys");
-            trust[nt++] = optarg;
-            break;
         case 'k':
             o.key = optarg;
             break;
@@ -924,10 +943,6 @@ static int verify_or_unpack(int argc, char **argv, int unpack) {
             break;
         case 'P':
             o.policy = optarg;
-            break;
-        case 'K':
-            if (npk >= 16) return usage_error(cmd, "at most 16 --policy-key keys");
-            pkeys[npk++] = optarg;
             break;
         case 'S':
             o.state = optarg;
@@ -952,19 +967,13 @@ static int verify_or_unpack(int argc, char **argv, int unpack) {
     if (optind + 1 != argc) return usage_error(cmd, "expected exactly one FILE");
     if (unpack && (!o.key || !outp)) return usage_error(cmd, "--key and -o DIR are required");
     if (!unpack && outp) return usage_error(cmd, "-o is for unpack");
-    if (!unpack && !nt && !ca.n_cas && !o.policy)
+    if (!unpack && !ca.n_trust && !ca.n_cas && !o.policy)
         return usage_error(cmd,
                            "--trust SIGNER.pub, --trust-ca ROOT.pem or --policy P is required");
-    if ((npk || o.state || na) && !o.policy)
+    if ((ca.n_pkeys || o.state || na) && !o.policy)
         return usage_error(cmd, "--policy-key, --state and --attestation need --policy");
     if (ca_args_check(&ca, cmd)) return 2;
-    o.trust = trust;
-    o.n_trust = nt;
-    o.trust_cas = ca.cas, o.n_trust_cas = ca.n_cas;
-    o.crls = ca.crls, o.n_crls = ca.n_crls;
-    o.identities = ca.ids, o.n_identities = ca.n_ids;
-    o.policy_keys = pkeys;
-    o.n_policy_keys = npk;
+    CA_ARGS_APPLY(o, ca);
     o.attestations = att;
     o.n_attestations = na;
     progress_state ps = make_progress(quiet || json);
@@ -1005,7 +1014,7 @@ static int verify_or_unpack(int argc, char **argv, int unpack) {
     if (!json && !quiet && rep.policy_allowed)
         fprintf(stderr, "tseal %s: policy %s allows this artifact%s\n", cmd, rep.policy_id,
                 rep.state_updated ? "; rollback state raised" : "");
-    if (unpack && !nt && !ca.n_cas && !o.policy)
+    if (unpack && !ca.n_trust && !ca.n_cas && !o.policy)
         fprintf(stderr, "tseal unpack: warning: no --trust key given: the signature is intact but "
                         "the signer is NOT "
                         "authenticated\n");
@@ -1098,8 +1107,6 @@ static int cmd_load(int argc, char **argv) {
                                          {"quiet", no_argument, 0, 'q'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *trust[16], *pkeys[16];
-    unsigned nt = 0, npk = 0;
     tseal_verify_opts o;
     memset(&o, 0, sizeof o);
     tseal_gpu_load_opts lo;
@@ -1113,10 +1120,6 @@ static int cmd_load(int argc, char **argv) {
             continue;
         }
         switch (c) {
-        case 't':
-            if (nt >= 16) return usage_error("load", "at most 16 --trust keys");
-            trust[nt++] = optarg;
-            break;
         case 'k':
             o.key = optarg;
             break;
@@ -1125,10 +1128,6 @@ static int cmd_load(int argc, char **argv) {
             break;
         case 'P':
             o.policy = optarg;
-            break;
-        case 'K':
-            if (npk >= 16) return usage_error("load", "at most 16 --policy-key keys");
-            pkeys[npk++] = optarg;
             break;
         case 'S':
             o.state = optarg;
@@ -1161,19 +1160,13 @@ static int cmd_load(int argc, char **argv) {
     }
     if (optind + 1 != argc) return usage_error("load", "expected exactly one FILE");
     if (!o.key) return usage_error("load", "--key is required");
-    if (!nt && !ca.n_cas && !o.policy)
+    if (!ca.n_trust && !ca.n_cas && !o.policy)
         return usage_error("load",
                            "--trust SIGNER.pub, --trust-ca ROOT.pem or --policy P is required");
-    if ((npk || o.state) && !o.policy)
+    if ((ca.n_pkeys || o.state) && !o.policy)
         return usage_error("load", "--policy-key and --state need --policy");
     if (ca_args_check(&ca, "load")) return 2;
-    o.trust = trust;
-    o.n_trust = nt;
-    o.trust_cas = ca.cas, o.n_trust_cas = ca.n_cas;
-    o.crls = ca.crls, o.n_crls = ca.n_crls;
-    o.identities = ca.ids, o.n_identities = ca.n_ids;
-    o.policy_keys = pkeys;
-    o.n_policy_keys = npk;
+    CA_ARGS_APPLY(o, ca);
     progress_state ps = make_progress(quiet || json);
     lo.progress = print_progress;
     lo.progress_ctx = &ps;
@@ -1487,8 +1480,6 @@ static int cmd_audit(int argc, char **argv) {
                                          {0, 0, 0, 0}};
     tseal_audit_opts o;
     memset(&o, 0, sizeof o);
-    const char *trust[16], *pkeys[16];
-    unsigned nt = 0, npk = 0;
     ca_args ca = {0};
     int json = 0, quiet = 0, c, k;
     while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
@@ -1506,16 +1497,8 @@ static int cmd_audit(int argc, char **argv) {
         case 'P':
             o.policy = optarg;
             break;
-        case 'K':
-            if (npk >= 16) return usage_error("audit", "at most 16 --policy-key keys");
-            pkeys[npk++] = optarg;
-            break;
         case 'S':
             o.state = optarg;
-            break;
-        case 't':
-            if (nt >= 16) return usage_error("audit", "at most 16 --trust keys");
-            trust[nt++] = optarg;
             break;
         case 'R':
             o.reference = optarg;
@@ -1546,17 +1529,11 @@ static int cmd_audit(int argc, char **argv) {
         }
     }
     if (optind + 1 != argc || !o.key || !o.report || !o.audit_key ||
-        (!o.policy && !nt && !ca.n_cas))
+        (!o.policy && !ca.n_trust && !ca.n_cas))
         return usage_error("audit", "expected FILE, --key, --report, --audit-key and --policy, "
                                     "--trust or --trust-ca");
     if (ca_args_check(&ca, "audit")) return 2;
-    o.trust = trust;
-    o.n_trust = nt;
-    o.trust_cas = ca.cas, o.n_trust_cas = ca.n_cas;
-    o.crls = ca.crls, o.n_crls = ca.n_crls;
-    o.identities = ca.ids, o.n_identities = ca.n_ids;
-    o.policy_keys = pkeys;
-    o.n_policy_keys = npk;
+    CA_ARGS_APPLY(o, ca);
     progress_state ps = make_progress(quiet || json);
     o.progress = print_progress;
     o.progress_ctx = &ps;

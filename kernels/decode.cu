@@ -103,6 +103,27 @@ static uint64_t dev_section(uint64_t bytes) {
     return tseal_align16(bytes) + TSEAL_GPU_SECTION_PAD;
 }
 
+/* The HUFF kernel's arguments: error record, table and code lengths at `mem` (+ offsets), the
+ * sections where they live on the device, and the view's geometry. */
+static void set_huff_args(tseal_gpu_huff_args *a, const tseal_ct_view *v, uint8_t *mem,
+                          uint64_t off_dtab, uint64_t off_len, const uint8_t *group_base,
+                          const uint8_t *seg_lens, const uint8_t *exp, const uint8_t *plane) {
+    a->err = (tseal_gpu_err *)mem;
+    a->dtab = (const uint32_t *)(mem + off_dtab);
+    a->code_len = mem + off_len;
+    a->group_base = (const uint64_t *)group_base;
+    a->seg_lens = (const uint32_t *)seg_lens;
+    a->exp_words = (const uint32_t *)exp;
+    a->plane = plane;
+    a->n_segs = v->n_segs;
+    a->segs_per_row = v->segs_per_row;
+    a->cols = v->cols;
+    a->exp_bits = v->exp_bits;
+    a->seg_bits_min = v->seg_bits_min;
+    a->len_width = v->len_width;
+    a->seg_log2 = v->seg_log2;
+}
+
 /* Resident blocks of the tensor's decode kernel on its device (the current one). */
 static int compute_grid_cap(tseal_gpu_tensor *t, const char *what) {
     const bool huff = t->geo.mode == TSEAL_CT_MODE_HUFF;
@@ -229,21 +250,8 @@ int tseal_gpu_tensor_upload(const tseal_ct_view *view, int device, tseal_gpu_ten
         if (v->n_elems)
             TRY(cudaMemcpyAsync(m + off_plane, v->plane, (size_t)v->n_elems, cudaMemcpyHostToDevice,
                                 0));
-        tseal_gpu_huff_args *a = &t->huff;
-        a->err = (tseal_gpu_err *)m;
-        a->dtab = (const uint32_t *)(m + off_dtab);
-        a->code_len = m + off_len;
-        a->group_base = (const uint64_t *)(m + off_gb);
-        a->seg_lens = (const uint32_t *)(m + off_sl);
-        a->exp_words = (const uint32_t *)(m + off_exp);
-        a->plane = m + off_plane;
-        a->n_segs = v->n_segs;
-        a->segs_per_row = v->segs_per_row;
-        a->cols = v->cols;
-        a->exp_bits = v->exp_bits;
-        a->seg_bits_min = v->seg_bits_min;
-        a->len_width = v->len_width;
-        a->seg_log2 = v->seg_log2;
+        set_huff_args(&t->huff, v, m, off_dtab, off_len, m + off_gb, m + off_sl, m + off_exp,
+                      m + off_plane);
     } else if (v->mode == TSEAL_CT_MODE_CONST) {
         if (v->n_elems)
             TRY(cudaMemcpyAsync(t->mem, v->plane, (size_t)v->n_elems, cudaMemcpyHostToDevice, 0));
@@ -355,21 +363,8 @@ int tseal_gpu_tensor_adopt(const tseal_ct_view *v, int device, void *dev_blob, c
         TRY(cudaMemset(t->mem, 0, ERR_RECORD_BYTES));
         TRY(cudaMemcpy(t->mem + off_dtab, dtab, TSEAL_DTAB_SIZE * 4, cudaMemcpyHostToDevice));
         TRY(cudaMemcpy(t->mem + off_len, v->code_len, 256, cudaMemcpyHostToDevice));
-        tseal_gpu_huff_args *a = &t->huff;
-        a->err = (tseal_gpu_err *)t->mem;
-        a->dtab = (const uint32_t *)(t->mem + off_dtab);
-        a->code_len = t->mem + off_len;
-        a->group_base = (const uint64_t *)(b + bases_off);
-        a->seg_lens = (const uint32_t *)(b + lens_off);
-        a->exp_words = (const uint32_t *)(b + exp_off);
-        a->plane = b + plane_off;
-        a->n_segs = v->n_segs;
-        a->segs_per_row = v->segs_per_row;
-        a->cols = v->cols;
-        a->exp_bits = v->exp_bits;
-        a->seg_bits_min = v->seg_bits_min;
-        a->len_width = v->len_width;
-        a->seg_log2 = v->seg_log2;
+        set_huff_args(&t->huff, v, t->mem, off_dtab, off_len, b + bases_off, b + lens_off,
+                      b + exp_off, b + plane_off);
     } else if (v->mode == TSEAL_CT_MODE_CONST) {
         t->plane = b + TSEAL_CT_HEADER_BYTES;
     } else {

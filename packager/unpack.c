@@ -499,6 +499,36 @@ static int record_state(vctx *v, gate_ctx *g) {
     return r;
 }
 
+/* Open the container and decide trust: every signature, then the policy gate (or trusted keys
+ * or CAs, and the expiry). v->c is set (closed by the caller) even on failure. */
+static int open_checked(const char *path, vctx *v, gate_ctx *g) {
+    const tseal_verify_opts *o = v->o;
+    tseal_pubkey *trusted = NULL;
+    tseal_x509_trust *cas = NULL;
+    int r = tseal_container_open(path, &v->c);
+    if (!r) r = load_trust(o, &trusted);
+    if (!r) r = load_cas(o, &cas);
+    tseal_ca_trust ca = {.store = cas,
+                         .identities = o->identities,
+                         .n_identities = o->n_identities,
+                         .at = o->now ? o->now : (int64_t)time(NULL)};
+    if (!r)
+        r = tseal_container_check_signatures_ca(v->c, trusted, o->n_trust, cas ? &ca : NULL,
+                                                &v->rep->trusted_signatures);
+    if (!r) v->rep->signature_ok = 1;
+    if (!r && o->policy) r = apply_policy(v, g);
+    if (!r && !o->policy) r = check_expiry(v);
+    tseal_x509_trust_free(cas);
+    free(trusted);
+    return r;
+}
+
+static void gate_free(gate_ctx *g) {
+    if (g->have_res) tseal_gate_result_free(&g->res);
+    tseal_state_free(g->state);
+    tseal_policy_free(g->policy);
+}
+
 int tseal_verify_run(const char *path, const tseal_verify_opts *o, tseal_verify_report *rep,
                      const char *tmpdir, int need_trust, const tseal_verify_hooks *hooks) {
     tseal_verify_report dummy;
@@ -510,21 +540,7 @@ int tseal_verify_run(const char *path, const tseal_verify_opts *o, tseal_verify_
             "verify needs a trusted key (--trust), CA (--trust-ca) or policy (--policy)");
     vctx v = {.o = o, .rep = rep, .outdir = tmpdir, .fd = -1, .hooks = hooks};
     gate_ctx g = {0};
-    tseal_pubkey *trusted = NULL;
-    tseal_x509_trust *cas = NULL;
-    int r = tseal_container_open(path, &v.c);
-    if (!r) r = load_trust(o, &trusted);
-    if (!r) r = load_cas(o, &cas);
-    tseal_ca_trust ca = {.store = cas,
-                         .identities = o->identities,
-                         .n_identities = o->n_identities,
-                         .at = o->now ? o->now : (int64_t)time(NULL)};
-    if (!r)
-        r = tseal_container_check_signatures_ca(v.c, trusted, o->n_trust, cas ? &ca : NULL,
-                                                &rep->trusted_signatures);
-    if (!r) rep->signature_ok = 1;
-    if (!r && o->policy) r = apply_policy(&v, &g);
-    if (!r && !o->policy) r = check_expiry(&v);
+    int r = open_checked(path, &v, &g);
     if (!r && hooks && hooks->opened)
         r = hooks->opened(hooks->ctx, v.c, g.have_res ? &g.res : NULL, g.denied);
     if (!r && o->key) r = unwrap_key(&v);
@@ -545,11 +561,7 @@ int tseal_verify_run(const char *path, const tseal_verify_opts *o, tseal_verify_
     tseal_secure_free(v.content_key);
     tseal_mf_free(&v.m);
     tseal_container_close(v.c);
-    if (g.have_res) tseal_gate_result_free(&g.res);
-    tseal_state_free(g.state);
-    tseal_policy_free(g.policy);
-    tseal_x509_trust_free(cas);
-    free(trusted);
+    gate_free(&g);
     return r;
 }
 
@@ -566,20 +578,7 @@ int tseal_verified_open(const char *path, const tseal_verify_opts *o, tseal_veri
     memset(&rep, 0, sizeof rep);
     vctx v = {.o = o, .rep = &rep, .fd = -1};
     gate_ctx g = {0};
-    tseal_pubkey *trusted = NULL;
-    tseal_x509_trust *cas = NULL;
-    int r = tseal_container_open(path, &v.c);
-    if (!r) r = load_trust(o, &trusted);
-    if (!r) r = load_cas(o, &cas);
-    tseal_ca_trust ca = {.store = cas,
-                         .identities = o->identities,
-                         .n_identities = o->n_identities,
-                         .at = o->now ? o->now : (int64_t)time(NULL)};
-    if (!r)
-        r = tseal_container_check_signatures_ca(v.c, trusted, o->n_trust, cas ? &ca : NULL,
-                                                &rep.trusted_signatures);
-    if (!r && o->policy) r = apply_policy(&v, &g);
-    if (!r && !o->policy) r = check_expiry(&v);
+    int r = open_checked(path, &v, &g);
     if (!r) r = unwrap_key(&v);
     uint64_t mf_len = 0;
     if (!r) r = read_segment(&v, v.c->h.n_segments - 1, TSEAL_MF_MAX_BYTES, &mf_len);
@@ -598,11 +597,7 @@ int tseal_verified_open(const char *path, const tseal_verify_opts *o, tseal_veri
         tseal_container_close(v.c);
         memset(out, 0, sizeof *out);
     }
-    if (g.have_res) tseal_gate_result_free(&g.res);
-    tseal_state_free(g.state);
-    tseal_policy_free(g.policy);
-    tseal_x509_trust_free(cas);
-    free(trusted);
+    gate_free(&g);
     return r;
 }
 
