@@ -48,6 +48,7 @@
 
 #include <cuda_runtime.h>
 
+#include "gpu_bits.h"
 #include "tseal_layout.h"
 
 #define TSEAL_GPU_HUFF_THREADS  128 /* 4 warps = 4 groups of segments per block */
@@ -85,23 +86,6 @@ struct tseal_gpu_huff_args {
     uint32_t len_width;
     uint32_t seg_log2;
 };
-
-TSEAL_GPU_HD uint32_t tseal_gpu_bswap32(uint32_t x) {
-#ifdef __CUDA_ARCH__
-    return __byte_perm(x, 0, 0x0123);
-#else
-    return __builtin_bswap32(x);
-#endif
-}
-
-/* Bits [s, s + 32) of the 64-bit value hi:lo, s in 0..31. */
-TSEAL_GPU_HD uint32_t tseal_gpu_shr64(uint32_t lo, uint32_t hi, uint32_t s) {
-#ifdef __CUDA_ARCH__
-    return __funnelshift_r(lo, hi, s);
-#else
-    return (uint32_t)((((uint64_t)hi << 32) | lo) >> (s & 31));
-#endif
-}
 
 TSEAL_GPU_HD void tseal_gpu_flag(tseal_gpu_err *err, uint64_t seg, uint32_t flags) {
 #ifdef __CUDA_ARCH__

@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "tseal.h"
+#include "gpu_bits.h"
 #include "tseal_layout.h"
 
 #ifdef __CUDACC__
@@ -175,23 +176,6 @@ TSEAL_GEMV_HD uint16_t tseal_gemv_bf16_out(float f) {
     const uint32_t u = tseal_gemv_bits(f);
     if ((u & 0x7FFFFFFFu) > 0x7F800000u) return 0x7FC0u;
     return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
-}
-
-TSEAL_GEMV_HD uint32_t tseal_gemv_bswap32(uint32_t v) {
-#ifdef __CUDA_ARCH__
-    return __byte_perm(v, 0, 0x0123);
-#else
-    return __builtin_bswap32(v);
-#endif
-}
-
-/* Bits [s, s + 32) of hi:lo, s in 0..31. */
-TSEAL_GEMV_HD uint32_t tseal_gemv_shr64(uint32_t lo, uint32_t hi, uint32_t s) {
-#ifdef __CUDA_ARCH__
-    return __funnelshift_r(lo, hi, s);
-#else
-    return (uint32_t)((((uint64_t)hi << 32) | lo) >> (s & 31));
-#endif
 }
 
 /* Loads through the read-only path on the device; memcpy (any alignment) on the host. */
@@ -351,8 +335,8 @@ TSEAL_GEMV_HD void tseal_gemv_tile_slot(const tseal_gemv_plan *pl, uint64_t row,
 TSEAL_GEMV_HD uint32_t tseal_gemv_seg_bits(const tseal_gemv_args *a, uint64_t j) {
     if (a->len_width == 0) return a->seg_bits_min;
     const uint64_t bit = j * a->len_width, w = bit >> 5;
-    const uint32_t v = tseal_gemv_shr64(tseal_gemv_ldw(a->seg_lens, w),
-                                        tseal_gemv_ldw(a->seg_lens, w + 1), (uint32_t)(bit & 31));
+    const uint32_t v = tseal_gpu_shr64(tseal_gemv_ldw(a->seg_lens, w),
+                                       tseal_gemv_ldw(a->seg_lens, w + 1), (uint32_t)(bit & 31));
     return a->seg_bits_min + (v & ((1u << a->len_width) - 1u));
 }
 
@@ -523,13 +507,13 @@ TSEAL_GEMV_HD uint32_t tseal_gemv_seg_huff(const tseal_gemv_args *a, int vec, un
     if (start > a->exp_bits || seg_len > a->exp_bits - start) return TSEAL_GEMV_ERR_BOUNDS;
     uint64_t wi = start >> 5;
     const uint32_t s0 = (uint32_t)(start & 31);
-    uint64_t buf = (uint64_t)tseal_gemv_bswap32(tseal_gemv_ldw(a->exp_words, wi++)) << (32 + s0);
+    uint64_t buf = (uint64_t)tseal_gpu_bswap32(tseal_gemv_ldw(a->exp_words, wi++)) << (32 + s0);
     uint32_t avail = 32 - s0, used = 0, left = nsyms, n = 0;
     uint64_t acc = 0;
 
     while (left >= TSEAL_DTAB_MAX_SYMS && used + TSEAL_DTAB_BITS <= seg_len) {
         if (avail <= 32) {
-            buf |= (uint64_t)tseal_gemv_bswap32(tseal_gemv_ldw(a->exp_words, wi++)) << (32 - avail);
+            buf |= (uint64_t)tseal_gpu_bswap32(tseal_gemv_ldw(a->exp_words, wi++)) << (32 - avail);
             avail += 32;
         }
         const uint32_t e = dtab[buf >> (64 - TSEAL_DTAB_BITS)];
@@ -553,7 +537,7 @@ TSEAL_GEMV_HD uint32_t tseal_gemv_seg_huff(const tseal_gemv_args *a, int vec, un
     while (left > 0) {
         if (used >= seg_len) return TSEAL_GEMV_ERR_OVERRUN;
         if (avail <= 32) {
-            buf |= (uint64_t)tseal_gemv_bswap32(tseal_gemv_ldw(a->exp_words, wi++)) << (32 - avail);
+            buf |= (uint64_t)tseal_gpu_bswap32(tseal_gemv_ldw(a->exp_words, wi++)) << (32 - avail);
             avail += 32;
         }
         const uint32_t e = dtab[buf >> (64 - TSEAL_DTAB_BITS)];
