@@ -87,6 +87,12 @@ static const char *main_help =
 
 static const char *bench_help =
     "Usage: tseal bench codec [options] [PATH...]\n"
+    "       tseal bench pack | gpu | gemv ...   (each with its own --help)\n"
+    "\n"
+    "  codec  compression and CPU speed of the exponent codec (below)\n"
+    "  pack   pack, verify and unpack throughput of both cipher suites\n"
+    "  gpu    GPU decode vs a BF16 copy per shape; loading plain safetensors vs an artifact\n"
+    "  gemv   fused decode+GEMV vs cuBLAS and the BF16 reference kernel, batch 1..16\n"
     "\n"
     "Encode every BF16 tensor of each model (a .safetensors file, a sharded index or a folder)\n"
     "with the exponent codec, decode it with the reference and the fast decoder, check the\n"
