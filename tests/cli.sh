@@ -211,10 +211,12 @@ case $load_rc in
     expect_rc 5 "load --json without a GPU" "$T" load "$W/m.tseal" --key "$W/bank.key" --trust "$W/vendor.sign.pub" --json
     grep -q '"exit_code":[[:space:]]*5' "$W/out" && ok "load --json reports exit code 5" || bad "load --json: $(cat "$W/out")"
     expect_rc 5 "bench gpu without a GPU" "$T" bench gpu --no-load
+    expect_rc 5 "bench gemv without a GPU" "$T" bench gemv
     ;;
 *) bad "load: exit $load_rc: $(head -c 300 "$W/err")" ;;
 esac
 expect_rc 0 "bench gpu --help" "$T" bench gpu --help
+expect_rc 0 "bench gemv --help" "$T" bench gemv --help
 
 if [ "$fails" -ne 0 ]; then
     echo "tests/cli.sh: $fails failure(s)"
