@@ -59,6 +59,10 @@ typedef struct {
 } tseal_atomic_file;
 int tseal_atomic_open(tseal_atomic_file *f, const char *path, unsigned mode);
 int tseal_atomic_commit(tseal_atomic_file *f);
+/* Commit without ever replacing an existing file (link(2); EEXIST is "file exists (use
+ * --force)", TSEAL_E_INVAL, from tseal_exists_error). `label` names the file in messages. */
+int tseal_atomic_commit_new(tseal_atomic_file *f, const char *label);
+int tseal_exists_error(const char *path);
 void tseal_atomic_abort(tseal_atomic_file *f);
 
 /* Run fn(arg, i) for i in [0, n) on up to `nthreads` threads (1 = inline). First error wins. */

@@ -225,6 +225,53 @@ int tseal_atomic_commit(tseal_atomic_file *f) {
     return 0;
 }
 
+int tseal_exists_error(const char *path) {
+    return tseal_err(TSEAL_E_INVAL, "%s: file exists (use --force)", path);
+}
+
+int tseal_atomic_commit_new(tseal_atomic_file *f, const char *label) {
+    if (fsync(f->fd) != 0) {
+        int e = errno;
+        tseal_atomic_abort(f);
+        return tseal_err(TSEAL_E_IO, "%s: fsync: %s", label, strerror(e));
+    }
+    int c = close(f->fd);
+    f->fd = -1;
+    if (c != 0) {
+        int e = errno;
+        tseal_atomic_abort(f);
+        return tseal_err(TSEAL_E_IO, "%s: close: %s", label, strerror(e));
+    }
+    if (link(f->tmp_path, f->path) != 0) {
+        int e = errno;
+        struct stat st;
+        if (e == EEXIST) {
+            tseal_atomic_abort(f);
+            return tseal_exists_error(label);
+        }
+        if (e != EPERM && e != ENOTSUP && e != EOPNOTSUPP && e != ENOSYS) {
+            tseal_atomic_abort(f);
+            return tseal_err(TSEAL_E_IO, "%s: link: %s", label, strerror(e));
+        }
+        /* a file system without hard links: check, then rename (a small race remains) */
+        if (lstat(f->path, &st) == 0) {
+            tseal_atomic_abort(f);
+            return tseal_exists_error(label);
+        }
+        if (rename(f->tmp_path, f->path) != 0) {
+            e = errno;
+            tseal_atomic_abort(f);
+            return tseal_err(TSEAL_E_IO, "%s: rename: %s", label, strerror(e));
+        }
+    } else {
+        unlink(f->tmp_path);
+    }
+    free(f->tmp_path);
+    free(f->path);
+    f->tmp_path = f->path = NULL;
+    return 0;
+}
+
 void tseal_atomic_abort(tseal_atomic_file *f) {
     if (f->fd >= 0) close(f->fd);
     if (f->tmp_path) unlink(f->tmp_path);

@@ -276,57 +276,9 @@ static int read_capped(const char *path, uint8_t *buf, size_t cap, size_t *got, 
     return 0;
 }
 
-static int exists_error(const char *path) {
-    return tseal_err(TSEAL_E_INVAL, "%s: file exists (use --force)", path);
-}
-
-/* Like tseal_atomic_commit, but never replaces an existing file (link(2) fails on EEXIST). */
-static int commit_no_replace(tseal_atomic_file *f, const char *path) {
-    if (fsync(f->fd) != 0) {
-        int e = errno;
-        tseal_atomic_abort(f);
-        return tseal_err(TSEAL_E_IO, "%s: fsync: %s", path, strerror(e));
-    }
-    int c = close(f->fd);
-    f->fd = -1;
-    if (c != 0) {
-        int e = errno;
-        tseal_atomic_abort(f);
-        return tseal_err(TSEAL_E_IO, "%s: close: %s", path, strerror(e));
-    }
-    if (link(f->tmp_path, f->path) != 0) {
-        int e = errno;
-        struct stat st;
-        if (e == EEXIST) {
-            tseal_atomic_abort(f);
-            return exists_error(path);
-        }
-        if (e != EPERM && e != ENOTSUP && e != EOPNOTSUPP && e != ENOSYS) {
-            tseal_atomic_abort(f);
-            return tseal_err(TSEAL_E_IO, "%s: link: %s", path, strerror(e));
-        }
-        /* a file system without hard links: check, then rename (a small race remains) */
-        if (lstat(f->path, &st) == 0) {
-            tseal_atomic_abort(f);
-            return exists_error(path);
-        }
-        if (rename(f->tmp_path, f->path) != 0) {
-            e = errno;
-            tseal_atomic_abort(f);
-            return tseal_err(TSEAL_E_IO, "%s: rename: %s", path, strerror(e));
-        }
-    } else {
-        unlink(f->tmp_path);
-    }
-    free(f->tmp_path);
-    free(f->path);
-    f->tmp_path = f->path = NULL;
-    return 0;
-}
-
 static int write_file(const char *path, const void *data, size_t len, unsigned mode, int force) {
     struct stat st;
-    if (!force && lstat(path, &st) == 0) return exists_error(path);
+    if (!force && lstat(path, &st) == 0) return tseal_exists_error(path);
     tseal_atomic_file f;
     int rc = tseal_atomic_open(&f, path, mode);
     if (rc) return rc;
@@ -335,7 +287,7 @@ static int write_file(const char *path, const void *data, size_t len, unsigned m
         tseal_atomic_abort(&f);
         return rc;
     }
-    return force ? tseal_atomic_commit(&f) : commit_no_replace(&f, path);
+    return force ? tseal_atomic_commit(&f) : tseal_atomic_commit_new(&f, path);
 }
 
 /* The two file helpers above, for the PEM key files of crypto/fips.c. */
