@@ -663,7 +663,9 @@ typedef struct {
     uint64_t original_bytes;   /* BF16 (decoded) size of the loaded tensors */
     uint64_t staging_bytes;    /* pinned host memory used (both buffers) */
     double seconds;            /* wall time of tseal_gpu_load */
-    double read_seconds, decrypt_seconds, copy_wait_seconds; /* summed over the pipeline */
+    /* decrypt_seconds: reading, hashing and decrypting (one step per piece, so read_seconds
+     * stays 0); copy_wait_seconds: waiting for a staging buffer's copy to finish */
+    double read_seconds, decrypt_seconds, copy_wait_seconds;
 } tseal_gpu_load_report;
 
 /*
