@@ -22,6 +22,17 @@ static int fail(cudaError_t e, const char *call) {
         if (e_ != cudaSuccess) return fail(e_, name);                                              \
     } while (0)
 
+int tseal_gpu_current_device(int *device) {
+    *device = 0;
+    TRY(cudaGetDevice(device), "cudaGetDevice");
+    return 0;
+}
+
+void tseal_gpu_restore_device(int device) {
+    (void)cudaSetDevice(device);
+    (void)cudaGetLastError();
+}
+
 int tseal_gpu_pinned_alloc(size_t bytes, void **out) {
     *out = NULL;
     TRY(cudaHostAlloc(out, bytes ? bytes : 1, cudaHostAllocDefault), "cudaHostAlloc");

@@ -16,6 +16,11 @@
 extern "C" {
 #endif
 
+/* The calling thread's current device, and setting it back (the loader leaves it as found:
+ * callers such as PyTorch keep their own notion of the current device). */
+int tseal_gpu_current_device(int *device);
+void tseal_gpu_restore_device(int device);
+
 /* Page-locked host memory (cudaHostAlloc): the only host memory DMA copies read from directly.
  * The caller wipes it before freeing (the loader keeps compressed plaintext there). */
 int tseal_gpu_pinned_alloc(size_t bytes, void **out);

@@ -82,6 +82,15 @@ static int no_gpu(void) {
     return TSEAL_E_NO_GPU;
 }
 
+int tseal_gpu_current_device(int *device) {
+    *device = 0;
+    return no_gpu();
+}
+
+void tseal_gpu_restore_device(int device) {
+    (void)device;
+}
+
 int tseal_gpu_pinned_alloc(size_t bytes, void **out) {
     (void)bytes;
     *out = NULL;

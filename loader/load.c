@@ -261,7 +261,9 @@ int tseal_gpu_load(tseal_artifact *a, const tseal_gpu_load_opts *opts, tseal_gpu
     g->device = opts->device;
     g->n = m->n_tensors;
     pipe_t p = {.a = a, .o = opts, .rep = report, .device = opts->device};
-    int r = pipe_open(&p);
+    int caller_device = 0;
+    int r = tseal_gpu_current_device(&caller_device);
+    if (!r) r = pipe_open(&p);
     uint32_t total = 0, done = 0;
     for (uint32_t i = 0; i < m->n_tensors; i++) total += wanted(opts, m->tensors[i].name);
     for (uint32_t i = 0; i < m->n_tensors && !r; i++) {
@@ -279,6 +281,7 @@ int tseal_gpu_load(tseal_artifact *a, const tseal_gpu_load_opts *opts, tseal_gpu
         done++;
     }
     r = pipe_close(&p, r);
+    tseal_gpu_restore_device(caller_device);
     if (!r) load_progress(&p, "", done, total);
     report->seconds = tseal_now() - t_start;
     if (r) {
