@@ -543,6 +543,10 @@ double tseal_now(void);
 int tseal_gpu_built(void);
 /* Number of usable CUDA devices; 0 with a message in tseal_errmsg() when there is none. */
 int tseal_gpu_device_count(void);
+/* Make `device` current for the calling thread in tseal's CUDA runtime, for the calls that use
+ * the current device (tseal_gpu_gemv_ref, tseal_gpu_malloc's copies): a binding whose framework
+ * bundles its own runtime (PyTorch) cannot set it otherwise. */
+int tseal_gpu_set_device(int device);
 
 /* A coded tensor resident on a GPU (kernels/decode.cu): its sections and its decode table. */
 typedef struct tseal_gpu_tensor tseal_gpu_tensor;

@@ -22,6 +22,16 @@ static int fail(cudaError_t e, const char *call) {
         if (e_ != cudaSuccess) return fail(e_, name);                                              \
     } while (0)
 
+int tseal_gpu_set_device(int device) {
+    const int n = tseal_gpu_device_count();
+    if (n == 0) return TSEAL_E_NO_GPU; /* message set */
+    if (device < 0 || device >= n)
+        return tseal_err(TSEAL_E_INVAL, "GPU %d does not exist (%d device%s)", device, n,
+                         n == 1 ? "" : "s");
+    TRY(cudaSetDevice(device), "cudaSetDevice");
+    return 0;
+}
+
 int tseal_gpu_current_device(int *device) {
     *device = 0;
     TRY(cudaGetDevice(device), "cudaGetDevice");

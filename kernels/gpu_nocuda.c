@@ -82,6 +82,11 @@ static int no_gpu(void) {
     return TSEAL_E_NO_GPU;
 }
 
+int tseal_gpu_set_device(int device) {
+    (void)device;
+    return no_gpu();
+}
+
 int tseal_gpu_current_device(int *device) {
     *device = 0;
     return no_gpu();

@@ -437,6 +437,7 @@ _PROTOS = {
     "tseal_gpu_gemv_async": (_I, [_P, _P, _P, _U, _P]),
     "tseal_gpu_gemv_seg_log2": (_U, [_P]),
     "tseal_gpu_gemv_ref": (_I, [_P, _U64, _U64, _U, _P, _P, _U, _P]),
+    "tseal_gpu_set_device": (_I, [_I]),
 }
 
 
@@ -1271,7 +1272,7 @@ class Artifact:
                 "%s: upload_slice needs a BF16 tensor (%s is %s %s)"
                 % (self.path, name, info.dtype, list(info.shape)), -5)
         lib = _lib()
-        if dim == 0 and len(info.shape) >= 2 and info.coded and hasattr(lib, "tseal_gpu_load_rows"):
+        if dim == 0 and len(info.shape) >= 2 and info.coded and lib.has("tseal_gpu_load_rows"):
             lo, hi = _slice_bounds(info.shape[0], rank, world_size)
             inner = 1
             for d in info.shape[1:-1]:
@@ -1284,7 +1285,7 @@ class Artifact:
                        "%s: tensor %r" % (self.path, name))
                 shape = (hi - lo,) + tuple(info.shape[1:])
                 return GpuTensor(p.value, None, name, "BF16", shape, idx)
-        if dim == 1 and len(info.shape) == 2 and info.coded and hasattr(lib, "tseal_gpu_load_slice"):
+        if dim == 1 and len(info.shape) == 2 and info.coded and lib.has("tseal_gpu_load_slice"):
             lo, hi = _slice_bounds(info.shape[1], rank, world_size)
             p = ctypes.c_void_p()
             # Columns must fall on segment boundaries (packed with --segment 256 and K/world a

@@ -275,6 +275,11 @@ class RefGemvLinear(nn.Module):
         else:
             y = torch.empty((M, N), dtype=torch.bfloat16, device=x2.device)
             stream = _stream_ptr(x2.device)
+            lib = _ts._lib()
+            if lib.has("tseal_gpu_set_device"):  # the reference kernel runs on the current one
+                rc = lib.tseal_gpu_set_device(x2.device.index or 0)
+                if rc < 0:
+                    raise _ts._error(rc, self.name or "tseal_gpu_set_device")
             for s in range(0, M, MAX_FUSED_BATCH):
                 b = min(MAX_FUSED_BATCH, M - s)
                 rc = self._ref(ctypes.c_void_p(w.data_ptr()), N, K, self.seg_log2,
