@@ -859,3 +859,11 @@ def test_base_package_imports_without_torch():
     q = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert q.returncode == 0, q.stderr
     assert q.stdout.startswith("ok") and "PyTorch" in q.stdout
+
+
+def test_every_bound_prototype_exists_in_the_library():
+    """Each C function the binding declares is exported by libtseal.so (names checked here,
+    not only when a GPU path finally calls them)."""
+    lib = tseal._lib()
+    missing = [name for name in tseal._PROTOS if not lib.has(name)]
+    assert missing == [], "libtseal.so lacks: %s" % ", ".join(missing)
