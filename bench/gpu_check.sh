@@ -189,7 +189,8 @@ run() {
         '$ROOT/$BUILD/tseal' keygen --sign vendor -q && '$ROOT/$BUILD/tseal' keygen --recipient bank -q &&
         '$ROOT/$BUILD/tseal' pack model -o m.tseal --sign-key vendor.sign.key -r bank.pub \
             --model-id demo/small --version 1 -q &&
-        '$ROOT/$BUILD/tseal' load m.tseal --key bank.key --trust vendor.sign.pub --check --json" || true
+        '$ROOT/$BUILD/tseal' load m.tseal --key bank.key --trust vendor.sign.pub --check --json &&
+        '$ROOT/$BUILD/tseal' load m.tseal --key bank.key --trust vendor.sign.pub --check --gpu-decrypt --json" || true
 
     for b in gpu gemv; do
         if "$BUILD/tseal" bench $b --help >/dev/null 2>&1; then

@@ -1053,7 +1053,8 @@ static int verify_or_unpack(int argc, char **argv, int unpack) {
 static const char *load_help =
     "Usage: tseal load FILE --key KEY (--trust SIGNER.pub ... | --trust-ca ROOT.pem ...\n"
     "                  | --policy P [--policy-key K] [--state S]) [--device N]\n"
-    "                  [--staging MiB] [--check] [--passphrase-file F] [--json] [-q]\n"
+    "                  [--staging MiB] [--check] [--gpu-decrypt] [--passphrase-file F]\n"
+    "                  [--json] [-q]\n"
     "\n"
     "Load a container onto a GPU the way a serving process does: verify the signature(s) (or\n"
     "the policy), expiry and key, then stream every segment: each chunk is checked against its\n"
@@ -1065,6 +1066,9 @@ static const char *load_help =
     "  --staging MiB   size of each of the two pinned staging buffers (default 64)\n"
     "  --check         then decode every tensor on the GPU and check it against its signed\n"
     "                  digest (decoded bytes come back 16 MiB at a time into locked memory)\n"
+    "  --gpu-decrypt   copy the checked ciphertext and decrypt it on the GPU (ChaCha20\n"
+    "                  kernel; default suite): the host never holds the model's plaintext,\n"
+    "                  only the few chunks holding each tensor's header and index\n"
     "\n"
     "Without a CUDA device (or a build without CUDA) it says so and exits with code 5. A policy's\n"
     "rollback state is checked, never raised ('tseal verify --state' raises it).\n" CA_HELP;
@@ -1108,6 +1112,7 @@ static int cmd_load(int argc, char **argv) {
                                          {"device", required_argument, 0, 'd'},
                                          {"staging", required_argument, 0, 's'},
                                          {"check", no_argument, 0, 'c'},
+                                         {"gpu-decrypt", no_argument, 0, 'g'},
                                          CA_OPTIONS,
                                          {"json", no_argument, 0, 'j'},
                                          {"quiet", no_argument, 0, 'q'},
@@ -1150,6 +1155,9 @@ static int cmd_load(int argc, char **argv) {
             break;
         case 'c':
             check = 1;
+            break;
+        case 'g':
+            lo.decrypt_on_gpu = 1;
             break;
         case 'j':
             json = 1;

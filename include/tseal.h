@@ -658,6 +658,11 @@ typedef struct {
     unsigned n_only;
     tseal_progress_fn progress;
     void *progress_ctx;
+    /* Default suite: copy each coded tensor's checked ciphertext to the GPU and decrypt it
+     * there (ChaCha20 kernel), so that the host never holds its plaintext, not even
+     * compressed; only the chunks holding a blob's header and index are also decrypted on the
+     * host, to validate the blob. FIPS-suite artifacts and raw tensors use the host path. */
+    int decrypt_on_gpu;
 } tseal_gpu_load_opts;
 
 typedef struct {

@@ -58,6 +58,16 @@ int tseal_gpu_tensor_adopt(const tseal_ct_view *v, int device, void *dev_blob, c
  * check; run tseal_gpu_tensor_decode once to check the stream. */
 int tseal_gpu_tensor_decode_launch(const tseal_gpu_tensor *t, void *dst, void *stream);
 
+/* Decrypt in place, on `stream`, a run of default-suite chunks copied to the device without
+ * their tags (kernels/chacha.cu): `bytes` of chunks chunk0, chunk0 + 1, ... of a segment
+ * whose last chunk is `last_chunk`, with the segment key. The ciphertext must have been
+ * checked against the signed hash list (the tags are not checked). C reference:
+ * tseal_chacha_xor_ref (host memory, same arguments). */
+int tseal_gpu_chacha_xor_async(void *dev, uint64_t bytes, const uint8_t key[32], uint64_t chunk0,
+                               uint32_t chunk_size, uint64_t last_chunk, void *stream);
+void tseal_chacha_xor_ref(uint8_t *buf, uint64_t bytes, const uint8_t key[32], uint64_t chunk0,
+                          uint32_t chunk_size, uint64_t last_chunk);
+
 /* Wipe device memory (zeroes) synchronously; for freed plaintext. */
 int tseal_gpu_wipe(void *dev_ptr, size_t bytes);
 

@@ -195,3 +195,10 @@ int tseal_gpu_tensor_decode_launch(const tseal_gpu_tensor *t, void *dst, void *s
     (void)stream;
     return no_gpu();
 }
+
+int tseal_gpu_chacha_xor_async(void *dev, uint64_t bytes, const uint8_t key[32], uint64_t chunk0,
+                               uint32_t chunk_size, uint64_t last_chunk, void *stream) {
+    (void)dev, (void)bytes, (void)key, (void)chunk0, (void)chunk_size, (void)last_chunk;
+    (void)stream;
+    return no_gpu();
+}

@@ -7,6 +7,10 @@
  *   host threads:  pread + SHA-256 vs signed list + AEAD open  ->  pinned staging[k % 2]
  *   copy stream:                                  staging[k % 2] ->  device blob (async DMA)
  *
+ * With decrypt_on_gpu (default suite, coded tensors) the staging buffers hold the checked
+ * ciphertext instead, a ChaCha20 kernel decrypts each piece on the device after its copy, and
+ * the host decrypts only the chunks holding the blob's header and index (for validation).
+ *
  * Piece k+1 is read and decrypted into the other staging buffer while piece k is copied; a
  * buffer is reused only after the event recorded behind its last copy has completed, and it
  * is wiped then (and both are wiped before they are freed). Host memory thus holds at most
@@ -43,7 +47,8 @@ typedef struct {
     void *done[2];          /* event behind each buffer's last copy */
     int pending[2];
     uint64_t stage_bytes;
-    unsigned next; /* the buffer the next piece goes to */
+    unsigned next;    /* the buffer the next piece goes to */
+    uint8_t *scratch; /* decrypt_on_gpu: one chunk decrypted on the host (secure) */
 } pipe_t;
 
 /* What a tensor's pieces leave on the host: the blob's head and the regions the validation
@@ -101,6 +106,29 @@ static int reclaim(pipe_t *p, unsigned k) {
     return r;
 }
 
+static int overlaps(uint64_t off, uint64_t n, uint64_t roff, uint64_t rlen) {
+    return rlen && off < roff + rlen && roff < off + n;
+}
+
+/* decrypt_on_gpu: the chunks of a piece that hold bytes the validation keeps (the head, then
+ * the regions it names) are decrypted on the host, one at a time, and captured. */
+static int capture_chunks(pipe_t *p, tseal_segreader *sr, capture_t *cap, const tseal_mf_tensor *t,
+                          uint32_t c0, uint32_t k) {
+    const uint64_t cs = p->a->v.c->h.chunk_size, len = sr->seg->pt_len;
+    int r = 0;
+    for (uint32_t j = c0; j < c0 + k && !r; j++) {
+        uint64_t off = (uint64_t)j * cs, n = len - off < cs ? len - off : cs;
+        int need = overlaps(off, n, 0, TSEAL_CT_HEAD_BYTES);
+        for (int q = 0; q < 2 && cap->have_regs; q++)
+            need |= overlaps(off, n, cap->regs[q].off, cap->regs[q].len);
+        if (!need) continue;
+        r = tseal_segreader_decrypt_range(sr, j, 1, p->scratch, 1);
+        if (!r) r = capture_piece(cap, t, len, p->scratch, off, n);
+        tseal_wipe(p->scratch, n);
+    }
+    return r;
+}
+
 /* Stream one segment to `dev` (+ `dev_off`), piece by piece. */
 static int stream_segment(pipe_t *p, const tseal_mf_tensor *t, uint8_t *dev, uint64_t dev_off,
                           capture_t *cap) {
@@ -110,6 +138,7 @@ static int stream_segment(pipe_t *p, const tseal_mf_tensor *t, uint8_t *dev, uin
     if (r) return r;
     const uint64_t cs = a->v.c->h.chunk_size, len = sr.seg->pt_len;
     const uint32_t per_piece = (uint32_t)(p->stage_bytes / cs);
+    const int on_gpu = p->scratch && t->coded && a->v.c->h.suite == TSEAL_SUITE_V1;
     for (uint32_t c0 = 0; !r && c0 < sr.seg->chunk_count; c0 += per_piece) {
         uint32_t k = sr.seg->chunk_count - c0 < per_piece ? sr.seg->chunk_count - c0 : per_piece;
         uint64_t off = (uint64_t)c0 * cs, n = len - off < (uint64_t)k * cs ? len - off : k * cs;
@@ -117,12 +146,19 @@ static int stream_segment(pipe_t *p, const tseal_mf_tensor *t, uint8_t *dev, uin
         p->next ^= 1;
         r = reclaim(p, b);
         double t0 = tseal_now();
-        if (!r) r = tseal_segreader_decrypt_range(&sr, c0, k, p->stage[b], p->o->threads);
+        if (!r && on_gpu)
+            r = tseal_segreader_read_range(&sr, c0, k, p->stage[b], p->o->threads);
+        else if (!r)
+            r = tseal_segreader_decrypt_range(&sr, c0, k, p->stage[b], p->o->threads);
         p->rep->decrypt_seconds += tseal_now() - t0;
         if (r) break;
         p->stage_used[b] = n;
-        r = capture_piece(cap, t, len, p->stage[b], off, n);
+        r = on_gpu ? capture_chunks(p, &sr, cap, t, c0, k)
+                   : capture_piece(cap, t, len, p->stage[b], off, n);
         if (!r) r = tseal_gpu_copy_h2d_async(dev + dev_off + off, p->stage[b], n, p->stream);
+        if (!r && on_gpu)
+            r = tseal_gpu_chacha_xor_async(dev + dev_off + off, n, sr.key, c0, (uint32_t)cs,
+                                           sr.seg->chunk_count - 1, p->stream);
         if (!r) r = tseal_gpu_event_record(p->done[b], p->stream);
         if (!r) p->pending[b] = 1;
         p->rep->compressed_bytes += r ? 0 : n;
@@ -209,6 +245,10 @@ static int pipe_open(pipe_t *p) {
         if (!r) r = tseal_gpu_event_new(&p->done[k]);
     }
     p->rep->staging_bytes = 2 * p->stage_bytes;
+    if (!r && p->o->decrypt_on_gpu) {
+        p->scratch = tseal_secure_alloc(cs);
+        if (!p->scratch) r = tseal_err(TSEAL_E_NOMEM, "out of locked memory");
+    }
     return r;
 }
 
@@ -221,6 +261,7 @@ static int pipe_close(pipe_t *p, int r) {
         tseal_gpu_event_free(p->done[k]);
     }
     tseal_gpu_stream_free(p->stream);
+    tseal_secure_free(p->scratch); /* wipes */
     return r ? r : s;
 }
 

@@ -745,7 +745,9 @@ static int decrypt_chunks(void *arg, unsigned item) {
         if (!r && !tseal_equal(h, d->list + (uint64_t)j * TSEAL_HASH_BYTES, TSEAL_HASH_BYTES))
             r = tseal_err(TSEAL_E_VERIFY, "%s: segment %u: chunk %u does not match its signed hash",
                           d->c->path, d->index, j);
-        if (!r) {
+        if (!r && !d->key) { /* checked ciphertext only (decrypted on a GPU) */
+            memcpy(d->out + (first - (uint64_t)d->chunk0 * cs), ct, n);
+        } else if (!r) {
             tseal_chunk_nonce(j, j + 1 == d->seg->chunk_count, nonce);
             tseal_chunk_ad(d->c->h.container_id, d->index, d->seg->kind, ad);
             r = tseal_suite_open(d->c->h.suite, d->out + (first - (uint64_t)d->chunk0 * cs), ct,
@@ -767,17 +769,33 @@ int tseal_segment_decrypt_all(const tseal_container *c, uint32_t index, const ui
     return r;
 }
 
+static int range_job(tseal_segreader *sr, uint32_t chunk0, uint32_t n_chunks, uint8_t *out,
+                     unsigned nthreads, const uint8_t *key);
+
 int tseal_segreader_decrypt_range(tseal_segreader *sr, uint32_t chunk0, uint32_t n_chunks,
                                   uint8_t *out, unsigned nthreads) {
+    if (!sr->key) return tseal_err(TSEAL_E_INTERNAL, "segment %u: no key", sr->index);
+    return range_job(sr, chunk0, n_chunks, out, nthreads, sr->key);
+}
+
+int tseal_segreader_read_range(tseal_segreader *sr, uint32_t chunk0, uint32_t n_chunks,
+                               uint8_t *out, unsigned nthreads) {
+    return range_job(sr, chunk0, n_chunks, out, nthreads, NULL);
+}
+
+/* Check chunks [chunk0, chunk0 + n_chunks) against the list and decrypt them with `key`, or
+ * with key NULL copy their ciphertext (tags dropped), into `out`. */
+static int range_job(tseal_segreader *sr, uint32_t chunk0, uint32_t n_chunks, uint8_t *out,
+                     unsigned nthreads, const uint8_t *key) {
     const uint64_t cs = sr->c->h.chunk_size;
-    if (!sr->key || chunk0 > sr->seg->chunk_count || n_chunks > sr->seg->chunk_count - chunk0)
-        return tseal_err(TSEAL_E_INTERNAL, "segment %u: chunk range %u+%u out of bounds or no key",
-                         sr->index, chunk0, n_chunks);
+    if (chunk0 > sr->seg->chunk_count || n_chunks > sr->seg->chunk_count - chunk0)
+        return tseal_err(TSEAL_E_INTERNAL, "segment %u: chunk range %u+%u out of bounds", sr->index,
+                         chunk0, n_chunks);
     if (n_chunks == 0) return 0;
     uint64_t end = (uint64_t)(chunk0 + n_chunks) * cs;
     if (end > sr->seg->pt_len) end = sr->seg->pt_len;
     const uint64_t bytes = end - (uint64_t)chunk0 * cs;
-    dec_job d = {sr->c, sr->index, sr->seg, sr->list, sr->key, out, chunk0, chunk0 + n_chunks};
+    dec_job d = {sr->c, sr->index, sr->seg, sr->list, key, out, chunk0, chunk0 + n_chunks};
     unsigned items = (n_chunks + CHUNKS_PER_ITEM - 1) / CHUNKS_PER_ITEM;
     if (bytes < (4u << 20)) nthreads = 1;
     int r = tseal_parallel(items, nthreads, decrypt_chunks, &d);

@@ -239,6 +239,10 @@ void tseal_segreader_close(tseal_segreader *r);
  * those chunks; wiped on failure). The reader's sequential position is not used or moved. */
 int tseal_segreader_decrypt_range(tseal_segreader *sr, uint32_t chunk0, uint32_t n_chunks,
                                   uint8_t *out, unsigned nthreads);
+/* The same chunks checked against the signed list but not decrypted: their ciphertext, tags
+ * dropped, back to back in `out` (for decryption on a GPU; a failure wipes nothing secret). */
+int tseal_segreader_read_range(tseal_segreader *sr, uint32_t chunk0, uint32_t n_chunks,
+                               uint8_t *out, unsigned nthreads);
 
 /*
  * A whole segment at once, chunks checked and decrypted on `nthreads` threads (0 = all

@@ -6,9 +6,10 @@
  * reference decoder. Everything else (the artifact, the segment reader, the kept-region
  * validation) is the real library. So CI checks the pipeline's own logic: pieces of whole
  * chunks across both staging buffers, the head and index regions captured across piece
- * boundaries, raw tensors' digests, subsets, row slices, tampering, and that the "device"
- * blob is byte for byte the coded tensor. Timing, DMA and the real kernels need a GPU
- * (tests/gpu/test_gpu_load.c).
+ * boundaries, raw tensors' digests, subsets, row slices, tampering, that the "device"
+ * blob is byte for byte the coded tensor, and decryption "on the device" (the ChaCha20
+ * kernel's C reference applied to the copied ciphertext). Timing, DMA and the real kernels need a
+ * GPU (tests/gpu/test_gpu_load.c).
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -55,6 +56,7 @@
 #define tseal_gpu_mem_free             emul_mem_free
 #define tseal_gpu_memcpy_d2h           emul_memcpy_d2h
 #define tseal_gpu_memset               emul_memset
+#define tseal_gpu_chacha_xor_async     emul_chacha_xor_async
 
 #include "../loader/load.c"
 
@@ -208,6 +210,15 @@ int emul_memcpy_d2h(void *dst, const void *src, size_t n) {
     memcpy(dst, src, n);
     return 0;
 }
+static int gpu_decrypted;
+/* the kernel's C reference, on the "device" copy */
+int emul_chacha_xor_async(void *dev, uint64_t bytes, const uint8_t key[32], uint64_t chunk0,
+                          uint32_t chunk_size, uint64_t last_chunk, void *s) {
+    (void)s;
+    tseal_chacha_xor_ref(dev, bytes, key, chunk0, chunk_size, last_chunk);
+    gpu_decrypted++;
+    return 0;
+}
 int emul_memset(void *p, int v, size_t n) {
     memset(p, v, n);
     return 0;
@@ -282,19 +293,22 @@ static void check_all(tseal_artifact *a, tseal_gpu_model *m) {
 Test(load_pipeline, every_staging_size_loads_every_tensor_exactly, .timeout = 120) {
     tseal_artifact *a = fixture(8);
     const uint64_t stagings[] = {4096, 8192, 3 * 4096, 65536, 0};
-    for (size_t k = 0; k < sizeof stagings / sizeof stagings[0]; k++) {
+    for (size_t k = 0; k < 2 * sizeof stagings / sizeof stagings[0]; k++) {
         tseal_gpu_load_opts lo;
         memset(&lo, 0, sizeof lo);
-        lo.staging_bytes = stagings[k];
+        lo.staging_bytes = stagings[k % 5];
+        lo.decrypt_on_gpu = k >= 5; /* the second round decrypts "on the device" */
+        gpu_decrypted = 0;
         tseal_gpu_model *m = NULL;
         tseal_gpu_load_report rep;
         copies = 0;
-        cr_assert_eq(emul_gpu_load(a, &lo, &m, &rep), 0, "staging %llu: %s",
-                     (unsigned long long)stagings[k], tseal_errmsg());
+        cr_assert_eq(emul_gpu_load(a, &lo, &m, &rep), 0, "staging %llu, gpu decrypt %d: %s",
+                     (unsigned long long)stagings[k % 5], lo.decrypt_on_gpu, tseal_errmsg());
+        cr_assert_eq(gpu_decrypted > 0, lo.decrypt_on_gpu);
         cr_assert_eq(pending_events, 0, "copies left in flight");
         cr_assert_eq(rep.tensors, tseal_artifact_tensor_count(a));
         cr_assert_gt(copies, (int)rep.tensors - 1);
-        if (stagings[k]) cr_assert_eq(rep.staging_bytes, 2 * stagings[k]);
+        if (stagings[k % 5]) cr_assert_eq(rep.staging_bytes, 2 * stagings[k % 5]);
         uint32_t n = 0;
         cr_assert_eq(emul_gpu_model_check(a, m, &n), 0, "%s", tseal_errmsg());
         cr_assert_eq(n, rep.tensors);
@@ -338,14 +352,17 @@ Test(load_pipeline, tampered_chunk_fails_and_frees_everything) {
     b ^= 4;
     cr_assert_eq(pwrite(fd, &b, 1, size / 2), 1);
     close(fd);
-    tseal_gpu_load_opts lo;
-    memset(&lo, 0, sizeof lo);
-    lo.staging_bytes = 8192;
-    tseal_gpu_model *m = NULL;
-    int r = emul_gpu_load(a, &lo, &m, NULL);
-    cr_assert_eq(r, TSEAL_E_VERIFY, "%d %s", r, tseal_errmsg());
-    cr_assert_null(m);
-    cr_assert_eq(live_blobs, 0, "device memory leaked on failure");
+    for (int gpu_dec = 0; gpu_dec < 2; gpu_dec++) {
+        tseal_gpu_load_opts lo;
+        memset(&lo, 0, sizeof lo);
+        lo.staging_bytes = 8192;
+        lo.decrypt_on_gpu = gpu_dec;
+        tseal_gpu_model *m = NULL;
+        int r = emul_gpu_load(a, &lo, &m, NULL);
+        cr_assert_eq(r, TSEAL_E_VERIFY, "%d %s", r, tseal_errmsg());
+        cr_assert_null(m);
+        cr_assert_eq(live_blobs, 0, "device memory leaked on failure");
+    }
     cleanup(a);
 }
 

@@ -491,3 +491,37 @@ Test(loader, row_slices_cut_from_the_compressed_streams) {
         free(w);
     }
 }
+
+/* ---- decrypting chunks on the GPU: the C reference of the kernel vs libsodium ------------- */
+
+#include "gpu_internal.h"
+
+Test(loader, chacha_reference_decrypts_like_the_aead) {
+    const uint32_t cs = 4096;
+    const uint64_t len = 3 * cs + 1000; /* 4 chunks, the last one short */
+    const uint32_t chunks = 4;
+    uint8_t key[32], *pt = malloc(len), *run = malloc(len), *ct = malloc(cs + 16);
+    for (int i = 0; i < 32; i++) key[i] = (uint8_t)(i * 7 + 3);
+    for (uint64_t i = 0; i < len; i++) pt[i] = (uint8_t)(i * 2654435761u >> 13);
+    for (uint32_t j = 0; j < chunks; j++) { /* what pack writes, tags dropped */
+        uint64_t off = (uint64_t)j * cs, n = len - off < cs ? len - off : cs;
+        uint8_t nonce[TSEAL_AEAD_NONCE_BYTES], ad[3] = {1, 2, 3};
+        tseal_chunk_nonce(j, j + 1 == chunks, nonce);
+        cr_assert_eq(tseal_aead_encrypt(ct, pt + off, n, ad, sizeof ad, nonce, key), 0);
+        memcpy(run + off, ct, n);
+    }
+    uint8_t *x = malloc(len);
+    memcpy(x, run, len);
+    tseal_chacha_xor_ref(x, len, key, 0, cs, chunks - 1);
+    cr_assert_eq(memcmp(x, pt, len), 0, "whole run");
+    memcpy(x, run + 2 * cs, len - 2 * cs); /* a piece starting at chunk 2 */
+    tseal_chacha_xor_ref(x, len - 2 * cs, key, 2, cs, chunks - 1);
+    cr_assert_eq(memcmp(x, pt + 2 * cs, len - 2 * cs), 0, "piece from chunk 2");
+    memcpy(x, run, cs); /* the last-chunk flag matters: chunk 0 as if it were the last differs */
+    tseal_chacha_xor_ref(x, cs, key, 0, cs, 0);
+    cr_assert_neq(memcmp(x, pt, cs), 0);
+    free(pt);
+    free(run);
+    free(ct);
+    free(x);
+}

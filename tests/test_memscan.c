@@ -301,6 +301,10 @@ Test(memscan, gpu_load_leaves_no_bf16_plaintext, .timeout = 120) {
     tseal_gpu_load_opts lo;
     memset(&lo, 0, sizeof lo);
     lo.staging_bytes = 1 << 20; /* many pieces: both staging buffers cycle */
+    lo.decrypt_on_gpu = 1;      /* and once more below with host decryption */
+    cr_assert_eq(tseal_gpu_load(a, &lo, &m, NULL), 0, "%s", tseal_errmsg());
+    tseal_gpu_free(m);
+    lo.decrypt_on_gpu = 0;
     cr_assert_eq(tseal_gpu_load(a, &lo, &m, NULL), 0, "%s", tseal_errmsg());
     for (size_t i = 0; i < tseal_gpu_model_count(m); i++) {
         const tseal_gpu_tensor *t = tseal_gpu_model_tensor(m, i);

@@ -323,6 +323,7 @@ class _GpuLoadOpts(_c.Structure):
         ("n_only", _c.c_uint),
         ("progress", _c.c_void_p),
         ("progress_ctx", _c.c_void_p),
+        ("decrypt_on_gpu", _c.c_int),
     ]
 
 
@@ -1248,10 +1249,14 @@ class Artifact:
         *,
         threads: int = 0,
         staging_bytes: int = 0,
+        decrypt_on_gpu: bool = False,
     ) -> "GpuModel":
         """Load tensors (all, or `names`) onto a CUDA device in their compressed form
-        (tseal_gpu_load). Raises NoGPUError without a GPU."""
-        return GpuModel(self, device, names, threads=threads, staging_bytes=staging_bytes)
+        (tseal_gpu_load). decrypt_on_gpu: copy the checked ciphertext and decrypt it on the GPU
+        (default suite), so that not even compressed plaintext passes through host memory.
+        Raises NoGPUError without a GPU."""
+        return GpuModel(self, device, names, threads=threads, staging_bytes=staging_bytes,
+                        decrypt_on_gpu=decrypt_on_gpu)
 
     def upload_slice(self, name: str, device=0, *, rank: int = 0, world_size: int = 1, dim: int = 0,
                      threads: int = 0) -> "GpuTensor":
@@ -1326,7 +1331,8 @@ class LoadReport:
 class GpuModel:
     """Tensors of an artifact resident on one GPU in compressed form (tseal_gpu_model)."""
 
-    def __init__(self, artifact: Artifact, device=0, names=None, *, threads=0, staging_bytes=0):
+    def __init__(self, artifact: Artifact, device=0, names=None, *, threads=0, staging_bytes=0,
+                 decrypt_on_gpu=False):
         where = "%s: load onto the GPU" % artifact.path
         self.device = _gpu_index(device, where)
         h_art = artifact._handle()
@@ -1336,6 +1342,7 @@ class GpuModel:
         opts.device = self.device
         opts.threads = int(threads or 0)
         opts.staging_bytes = int(staging_bytes or 0)
+        opts.decrypt_on_gpu = 1 if decrypt_on_gpu else 0
         if names is not None:
             names = list(names)
             for n in names:

@@ -189,3 +189,21 @@ Test(gpu_load, row_slices_load_compressed_and_decode_to_the_rows, .timeout = 300
     tseal_close(a);
     cleanup();
 }
+
+Test(gpu_load, decrypting_on_the_gpu_gives_the_same_tensors, .timeout = 300) {
+    if (tseal_gpu_device_count() == 0) cr_skip_test("no CUDA device: %s", tseal_errmsg());
+    fixture("small", 8);
+    tseal_artifact *a = open_it();
+    tseal_gpu_load_opts lo;
+    memset(&lo, 0, sizeof lo);
+    lo.staging_bytes = 256 << 10;
+    lo.decrypt_on_gpu = 1;
+    tseal_gpu_model *m = NULL;
+    cr_assert_eq(tseal_gpu_load(a, &lo, &m, NULL), 0, "%s", tseal_errmsg());
+    check_all(a, m);
+    uint32_t n = 0;
+    cr_assert_eq(tseal_gpu_model_check(a, m, &n), 0, "%s", tseal_errmsg());
+    tseal_gpu_free(m);
+    tseal_close(a);
+    cleanup();
+}
