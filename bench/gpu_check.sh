@@ -8,8 +8,10 @@
 #   bench/gpu_check.sh --run      THERE (device call with carry [".gpu-deps"]): unpack them into
 #                                 $DPREFIX, build with the Makefile's own variables, run the GPU
 #                                 tests, compute-sanitizer (memcheck, racecheck, synccheck,
-#                                 initcheck) on a small case, then `tseal bench gpu --json` if the
-#                                 CLI has it. Logs and JSON go to $OUT (or build-gpu/gpu-check/);
+#                                 initcheck) on a small case, the memory scan, `tseal load --check`
+#                                 (host and GPU decryption), `tseal bench gpu --json`, `tseal
+#                                 bench gemv --json`, and with TSEAL_GPU_E2E=1 bench/e2e_serve.py
+#                                 (needs torch and transformers there). Logs and JSON go to $OUT (or build-gpu/gpu-check/);
 #                                 summary.json lists every step. Exit status 0 iff no step failed.
 #
 # Environment (--run): OUT, DPREFIX (/tmp/dprefix), JOBS (nproc), GPU_TEST_BIN
@@ -199,6 +201,17 @@ run() {
             skip bench-$b "'tseal bench $b' is not available in this build"
         fi
     done
+
+    # The end-to-end proof (issue 9) needs torch and transformers on the GPU machine and several
+    # minutes (a 1B model): only with TSEAL_GPU_E2E=1, best in a call of its own.
+    if [ "${TSEAL_GPU_E2E:-0}" != 1 ]; then
+        skip e2e-serve "TSEAL_GPU_E2E is not 1"
+    elif python3 -c 'import torch, transformers' >/dev/null 2>&1; then
+        step e2e-serve 0 env TSEAL_LIB="$ROOT/$BUILD/libtseal.so" TSEAL_BIN="$ROOT/$BUILD/tseal" \
+            python3 bench/e2e_serve.py --json-out "$OUT/e2e-serve.json" || true
+    else
+        skip e2e-serve "python3 cannot import torch and transformers here"
+    fi
 
     write_summary
     [ "$FAILED" -eq 0 ]
