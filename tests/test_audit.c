@@ -13,6 +13,7 @@
 #include "internal.h"
 #include "tseal_policy.h"
 #include <sodium.h>
+#include "key_testutil.h"
 
 typedef struct {
     char dir[64];
@@ -20,17 +21,6 @@ typedef struct {
     char bank[128], bank_pub[128], auditor[128], auditor_pub[128], report[128], policy[128],
         state[128];
 } afx;
-
-static void keypair(tseal_key_kind kind, const char *name, uint8_t seed, const char *sk,
-                    const char *pk) {
-    tseal_rng rng = {.counter = 0};
-    memset(rng.seed, seed, sizeof rng.seed);
-    tseal_seckey *k;
-    cr_assert_eq(tseal_keygen(kind, name, &rng, &k), 0);
-    cr_assert_eq(tseal_seckey_write(k, sk, NULL, 0, 1), 0);
-    cr_assert_eq(tseal_pubkey_write(&k->pub, pk, 1), 0);
-    tseal_seckey_free(k);
-}
 
 static void pack(afx *f, uint64_t version, const char *out) {
     const char *r[1] = {f->bank_pub};
@@ -64,10 +54,10 @@ static void setup(afx *f) {
     P(policy, "site.json");
     P(state, "state.json");
 #undef P
-    keypair(TSEAL_KEY_SIGN, "vendor", 1, f->vendor, f->vendor_pub);
-    keypair(TSEAL_KEY_SIGN, "validator", 5, f->validator, f->validator_pub);
-    keypair(TSEAL_KEY_RECIPIENT, "bank", 2, f->bank, f->bank_pub);
-    keypair(TSEAL_KEY_SIGN, "auditor", 6, f->auditor, f->auditor_pub);
+    tu_keypair(TSEAL_KEY_SIGN, "vendor", 1, f->vendor, f->vendor_pub);
+    tu_keypair(TSEAL_KEY_SIGN, "validator", 5, f->validator, f->validator_pub);
+    tu_keypair(TSEAL_KEY_RECIPIENT, "bank", 2, f->bank, f->bank_pub);
+    tu_keypair(TSEAL_KEY_SIGN, "auditor", 6, f->auditor, f->auditor_pub);
     tseal_synth_opts so = {.preset = "tiny", .seed = 4, .shards = 1};
     cr_assert_eq(tseal_synth_model(f->model, &so), 0, "%s", tseal_errmsg());
     pack(f, 12, f->out);

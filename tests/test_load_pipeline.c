@@ -59,6 +59,7 @@
 #define tseal_gpu_chacha_xor_async     emul_chacha_xor_async
 
 #include "../loader/load.c"
+#include "key_testutil.h"
 
 /* ---- the emulated device ------------------------------------------------------------------ */
 
@@ -228,16 +229,6 @@ int emul_memset(void *p, int v, size_t n) {
 
 static char dir[64], p[6][160];
 
-static void keypair(tseal_key_kind kind, uint8_t seed, const char *sk, const char *pk) {
-    tseal_rng rng = {.counter = 0};
-    memset(rng.seed, seed, sizeof rng.seed);
-    tseal_seckey *k;
-    cr_assert_eq(tseal_keygen(kind, "pipe", &rng, &k), 0);
-    cr_assert_eq(tseal_seckey_write(k, sk, NULL, 0, 1), 0);
-    cr_assert_eq(tseal_pubkey_write(&k->pub, pk, 1), 0);
-    tseal_seckey_free(k);
-}
-
 static tseal_artifact *fixture(unsigned seg_log2) {
     snprintf(dir, sizeof dir, "/tmp/tseal-pipe-XXXXXX");
     cr_assert_not_null(mkdtemp(dir));
@@ -245,8 +236,8 @@ static tseal_artifact *fixture(unsigned seg_log2) {
     for (int i = 0; i < 6; i++) snprintf(p[i], sizeof p[i], "%s/%s", dir, names[i]);
     tseal_synth_opts so = {.preset = "tiny", .seed = 8, .shards = 2};
     cr_assert_eq(tseal_synth_model(p[0], &so), 0, "%s", tseal_errmsg());
-    keypair(TSEAL_KEY_SIGN, 1, p[2], p[3]);
-    keypair(TSEAL_KEY_RECIPIENT, 2, p[4], p[5]);
+    tu_keypair(TSEAL_KEY_SIGN, "test", 1, p[2], p[3]);
+    tu_keypair(TSEAL_KEY_RECIPIENT, "test", 2, p[4], p[5]);
     const char *rec[1] = {p[5]}, *trust[1] = {p[3]};
     tseal_pack_opts po = {.model_id = "pipe/test",
                           .version = 1,

@@ -15,6 +15,7 @@
 #include "internal.h"
 #include "tseal_crypto.h"
 #include "tseal_policy.h"
+#include "key_testutil.h"
 #include <sodium.h>
 
 typedef struct {
@@ -22,17 +23,6 @@ typedef struct {
     char model[128], out[128], vendor[128], vendor_pub[128], other[128], other_pub[128];
     char bank[128], bank_pub[128], eve[128], eve_pub[128], policy[128];
 } lfx;
-
-static void keypair(tseal_key_kind kind, const char *name, uint8_t seed, const char *sk,
-                    const char *pk) {
-    tseal_rng rng = {.counter = 0};
-    memset(rng.seed, seed, sizeof rng.seed);
-    tseal_seckey *k;
-    cr_assert_eq(tseal_keygen(kind, name, &rng, &k), 0);
-    cr_assert_eq(tseal_seckey_write(k, sk, NULL, 0, 1), 0);
-    cr_assert_eq(tseal_pubkey_write(&k->pub, pk, 1), 0);
-    tseal_seckey_free(k);
-}
 
 static void setup(lfx *f, const char *preset) {
     snprintf(f->dir, sizeof f->dir, "/tmp/tseal-loader-XXXXXX");
@@ -52,10 +42,10 @@ static void setup(lfx *f, const char *preset) {
     P(eve_pub, "eve.pub");
     P(policy, "site.json");
 #undef P
-    keypair(TSEAL_KEY_SIGN, "vendor", 1, f->vendor, f->vendor_pub);
-    keypair(TSEAL_KEY_SIGN, "other", 3, f->other, f->other_pub);
-    keypair(TSEAL_KEY_RECIPIENT, "bank", 2, f->bank, f->bank_pub);
-    keypair(TSEAL_KEY_RECIPIENT, "eve", 4, f->eve, f->eve_pub);
+    tu_keypair(TSEAL_KEY_SIGN, "vendor", 1, f->vendor, f->vendor_pub);
+    tu_keypair(TSEAL_KEY_SIGN, "other", 3, f->other, f->other_pub);
+    tu_keypair(TSEAL_KEY_RECIPIENT, "bank", 2, f->bank, f->bank_pub);
+    tu_keypair(TSEAL_KEY_RECIPIENT, "eve", 4, f->eve, f->eve_pub);
     tseal_synth_opts so = {.preset = preset, .seed = 11, .shards = 2};
     cr_assert_eq(tseal_synth_model(f->model, &so), 0, "%s", tseal_errmsg());
     const char *r[1] = {f->bank_pub};

@@ -10,16 +10,7 @@
 
 #include "tseal.h"
 #include "tseal_crypto.h"
-
-static void keypair(tseal_key_kind kind, uint8_t seed, const char *sk, const char *pk) {
-    tseal_rng rng = {.counter = 0};
-    memset(rng.seed, seed, sizeof rng.seed);
-    tseal_seckey *k;
-    cr_assert_eq(tseal_keygen(kind, "gpu-test", &rng, &k), 0);
-    cr_assert_eq(tseal_seckey_write(k, sk, NULL, 0, 1), 0);
-    cr_assert_eq(tseal_pubkey_write(&k->pub, pk, 1), 0);
-    tseal_seckey_free(k);
-}
+#include "../key_testutil.h"
 
 Test(gpu_audit, decodes_every_tensor_on_the_gpu_bit_exactly, .timeout = 300) {
     if (tseal_gpu_device_count() == 0) cr_skip_test("no CUDA device: %s", tseal_errmsg());
@@ -30,11 +21,11 @@ Test(gpu_audit, decodes_every_tensor_on_the_gpu_bit_exactly, .timeout = 300) {
     for (int i = 0; i < 8; i++) snprintf(p[i], sizeof p[i], "%s/%s", dir, names[i]);
     tseal_synth_opts so = {.preset = "small", .seed = 3, .shards = 2};
     cr_assert_eq(tseal_synth_model(p[0], &so), 0, "%s", tseal_errmsg());
-    keypair(TSEAL_KEY_SIGN, 1, p[2], p[3]);
-    keypair(TSEAL_KEY_RECIPIENT, 2, p[4], p[5]);
+    tu_keypair(TSEAL_KEY_SIGN, "test", 1, p[2], p[3]);
+    tu_keypair(TSEAL_KEY_RECIPIENT, "test", 2, p[4], p[5]);
     char apub[160];
     snprintf(apub, sizeof apub, "%s.pub", p[6]);
-    keypair(TSEAL_KEY_SIGN, 3, p[6], apub);
+    tu_keypair(TSEAL_KEY_SIGN, "test", 3, p[6], apub);
     const char *rec[1] = {p[5]}, *trust[1] = {p[3]};
     tseal_pack_opts po = {.model_id = "gpu/test",
                           .version = 1,

@@ -14,18 +14,9 @@
 
 #include "tseal.h"
 #include "tseal_crypto.h"
+#include "../key_testutil.h"
 
 static char dir[64], p[6][160];
-
-static void keypair(tseal_key_kind kind, uint8_t seed, const char *sk, const char *pk) {
-    tseal_rng rng = {.counter = 0};
-    memset(rng.seed, seed, sizeof rng.seed);
-    tseal_seckey *k;
-    cr_assert_eq(tseal_keygen(kind, "gpu-load", &rng, &k), 0);
-    cr_assert_eq(tseal_seckey_write(k, sk, NULL, 0, 1), 0);
-    cr_assert_eq(tseal_pubkey_write(&k->pub, pk, 1), 0);
-    tseal_seckey_free(k);
-}
 
 /* model, container, signer key/pub, recipient key/pub */
 static void fixture(const char *preset, unsigned seg_log2) {
@@ -35,8 +26,8 @@ static void fixture(const char *preset, unsigned seg_log2) {
     for (int i = 0; i < 6; i++) snprintf(p[i], sizeof p[i], "%s/%s", dir, names[i]);
     tseal_synth_opts so = {.preset = preset, .seed = 5, .shards = 2};
     cr_assert_eq(tseal_synth_model(p[0], &so), 0, "%s", tseal_errmsg());
-    keypair(TSEAL_KEY_SIGN, 1, p[2], p[3]);
-    keypair(TSEAL_KEY_RECIPIENT, 2, p[4], p[5]);
+    tu_keypair(TSEAL_KEY_SIGN, "test", 1, p[2], p[3]);
+    tu_keypair(TSEAL_KEY_RECIPIENT, "test", 2, p[4], p[5]);
     const char *rec[1] = {p[5]};
     tseal_pack_opts po = {.model_id = "gpu/load",
                           .version = 1,
