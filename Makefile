@@ -6,6 +6,7 @@
 #   make asan        build with ASan+UBSan into build-asan/    make asan-test  ... and run the tests
 #   make fuzz        libFuzzer targets, FUZZ_SECONDS each       make gpu-test   GPU tests (skip w/o GPU)
 #   make CUDA=0 ...  build without CUDA (the kernels/ stub)     make format     clang-format the tree
+#   make emu-test    the CUDA code on a CPU emulator of the GPU (tests/emu/), under ASan+UBSan
 #   make python-test the Python package's tests (CPU paths; GPU/torch ones skip without them)
 
 BUILD   ?= build
@@ -16,6 +17,11 @@ NVCC    ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/
 CUDA    ?= $(if $(NVCC),1,0)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CUDA_ARCH ?= sm_90
+# EMU=1: the CUDA emulator (tests/emu/README.md): kernels/*.cu built by g++, run on CPU fibers.
+EMU     ?= 0
+ifeq ($(EMU),1)
+override CUDA := 1
+endif
 # Extra prefix holding headers/libs unpacked from Debian packages (the GPU machine; see bench/gpu_check.sh).
 DEPS_PREFIX ?=
 FUZZ_SECONDS ?= 30
@@ -46,7 +52,15 @@ CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-ifeq ($(CUDA),1)
+ifeq ($(EMU),1)
+CXX     ?= g++
+LIBS    += -lstdc++
+EMUFLAGS = -std=c++17 $(OPT) -g -pthread -fPIC -fstack-protector-strong -Wall -Wextra -Werror \
+           -Wno-unknown-pragmas -Wno-unused-function -ffp-contract=off -Itests/emu/include $(INC) -DTSEAL_CUDA=1 \
+           -D__CUDACC__ -D__CUDA_ARCH__=900 -include cuda_runtime.h \
+           $(if $(filter 1,$(SAN)),-fsanitize=address,undefined -fno-omit-frame-pointer \
+             -fno-sanitize-recover=undefined)
+else ifeq ($(CUDA),1)
 CUDA_LIBDIR := $(CUDA_HOME)/lib64
 LIBS    += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcudart -lstdc++
 NVFLAGS := -arch=$(CUDA_ARCH) -O3 -lineinfo -std=c++17 $(INC) -DTSEAL_CUDA=1 \
@@ -64,6 +78,9 @@ KER_C   += $(wildcard kernels/*_nocuda.c)
 KER_CU  :=
 endif
 LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(LIB_C) $(KER_C)) $(patsubst %.cu,$(BUILD)/%.cu.o,$(KER_CU))
+ifeq ($(EMU),1)
+LIB_OBJ += $(BUILD)/tests/emu/emu.o
+endif
 CLI_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
 TEST_C  := $(wildcard tests/*.c)
 TEST_OBJ:= $(patsubst %.c,$(BUILD)/%.o,$(TEST_C))
@@ -71,7 +88,7 @@ GPUT_OBJ:= $(patsubst tests/gpu/%.c,$(BUILD)/tests/gpu.obj/%.o,$(wildcard tests/
 FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
 
 .PHONY: fault-test attacks-test attacks-regen deps-fuzz all deps demo test test-run unit cli-test fuzz-replay nocuda-check bench asan asan-test \
-        fuzz gpu-test format format-check clean weights
+        fuzz gpu-test emu-test format format-check clean weights
 
 all: $(BUILD)/tseal $(BUILD)/libtseal.a $(BUILD)/libtseal.so
 
@@ -94,10 +111,23 @@ $(BUILD)/tests/gpu.obj/%.o: tests/gpu/%.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
+ifeq ($(EMU),1)
+$(BUILD)/%.cu.o: %.cu tests/emu/launch.pl
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  EMU-CXX $<")
+	$(Q)tests/emu/launch.pl $< > $(BUILD)/$*.emu.cpp
+	$(Q)$(CXX) $(EMUFLAGS) -MMD -MP -MT $@ -c $(BUILD)/$*.emu.cpp -o $@
+
+$(BUILD)/tests/emu/emu.o: tests/emu/emu.cpp tests/emu/include/cuda_runtime.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CXX     $<")
+	$(Q)$(CXX) $(EMUFLAGS) -c $< -o $@
+else
 $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  NVCC    $<")
 	$(Q)$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
+endif
 
 $(BUILD)/libtseal.a: $(LIB_OBJ)
 	@rm -f $@
@@ -256,6 +286,14 @@ fault-test: deps
 gpu-test: all $(BUILD)/tests/gpu
 	$(BUILD)/tests/gpu --jobs=1 --short-filename
 
+# The CUDA code without a GPU (tests/emu/README.md): kernels/*.cu compiled by g++ against an
+# emulated CUDA runtime (CUDA threads as fibers, device memory under ASan+UBSan), running the GPU
+# tests, the GPU-path memory scan, `tseal load --check` and the GPU benchmarks on small shapes.
+emu-test: deps
+	@$(MAKE) --no-print-directory BUILD=build-emu EMU=1 SAN=1 OPT=-O1 \
+	  build-emu/tseal build-emu/tests/gpu build-emu/tests/unit
+	@tests/emu/run.sh build-emu
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h' '*.cu' '*.cuh')
 
@@ -263,7 +301,7 @@ format-check:
 	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h' '*.cu' '*.cuh')
 
 clean:
-	rm -rf build build-asan build-nocuda build-fuzz build-fault
+	rm -rf build build-asan build-nocuda build-fuzz build-fault build-emu
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 

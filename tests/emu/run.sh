@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# run.sh - tseal's CUDA code on the CUDA emulator (tests/emu/README.md); `make emu-test` builds
+# BUILD (default build-emu) with EMU=1 SAN=1 and calls this. Steps:
+#   1. the GPU test suite (tests/gpu) and the memory scan of the GPU load path;
+#   2. the CLI end to end: synth, pack, `tseal load --check` with host and with GPU decryption;
+#   3. `tseal bench gemv --cpu-check` and `tseal bench gpu` on small shapes (every result must be
+#      bit-exact; the timings of an emulator mean nothing).
+# Any ASan/UBSan report, emulator diagnostic (misaligned load, divergent shuffle, deadlock, bad
+# copy, device memory leaked at exit) or failed check fails the run.
+set -uo pipefail
+B=${1:-build-emu}
+HERE=$(cd "$(dirname "$0")" && pwd)
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
+export LSAN_OPTIONS=suppressions=$HERE/lsan.supp
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+fails=0
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+# Run a step, keep its log, fail on a bad exit code or on any report in the log.
+step() { # name command...
+    local name=$1; shift
+    local t0=$SECONDS
+    "$@" >"$W/$name.log" 2>&1; local rc=$?
+    if [ $rc -ne 0 ] || grep -qE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|tseal CUDA emulator:" "$W/$name.log"; then
+        echo "  FAIL  $name (exit $rc, $((SECONDS - t0)) s):"
+        grep -v "ASan doesn't fully support" "$W/$name.log" | grep -E -B2 -A12 "FAIL|ERROR|runtime error|emulator|error" | head -60
+        fails=$((fails + 1))
+    else
+        echo "  ok    $name ($((SECONDS - t0)) s)"
+    fi
+}
+
+echo "tests/emu/run.sh: $B (CUDA emulator, ASan+UBSan)"
+step gpu-tests "$B/tests/gpu" --jobs="$JOBS" --short-filename
+step memscan-gpu "$B/tests/unit" --jobs=1 --short-filename --filter 'memscan/gpu_*'
+
+T=$(cd "$B" && pwd)/tseal
+cli() {
+    cd "$W" && "$T" synth --preset tiny -o model &&
+        "$T" keygen --sign vendor -q && "$T" keygen --recipient bank -q &&
+        "$T" pack model -o m.tseal --sign-key vendor.sign.key -r bank.pub --model-id emu/tiny \
+            --version 1 -q &&
+        "$T" load m.tseal --key bank.key --trust vendor.sign.pub --check --json &&
+        "$T" load m.tseal --key bank.key --trust vendor.sign.pub --check --gpu-decrypt --staging 1 &&
+        ! "$T" load m.tseal --key bank.key --trust bank.pub --check 2>/dev/null
+}
+step cli-load cli
+step bench-gemv "$T" bench gemv --shapes 1x4096,96x512,257x1000,3x40000 --batch 1,3,8,16 \
+    --segment 64 --repeat 1 --cpu-check
+step bench-gpu "$T" bench gpu --shapes 64x512,300x1000 --segment 128 --repeat 1 --model "$W/model"
+if grep -q '"exact": *false' "$W"/*.log; then
+    echo "  FAIL  a benchmark result is not bit-exact"
+    fails=$((fails + 1))
+fi
+
+if [ $fails -ne 0 ]; then
+    echo "emu-test: $fails step(s) failed"
+    exit 1
+fi
+echo "emu-test: the CUDA code passed on the emulator"
