@@ -29,7 +29,7 @@ THREADS ?= 0
 V       ?= 0
 Q       := $(if $(filter 1,$(V)),,@)
 
-DEB_PKGS := gcc libc6-dev libsodium-dev libssl-dev libcjson-dev libcriterion-dev libzstd-dev pkg-config curl ca-certificates unzip time openssl
+DEB_PKGS := gcc g++ libc6-dev libsodium-dev libssl-dev libcjson-dev libcriterion-dev libzstd-dev pkg-config curl ca-certificates unzip time openssl
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -122,6 +122,11 @@ $(BUILD)/tests/emu/emu.o: tests/emu/emu.cpp tests/emu/include/cuda_runtime.h
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CXX     $<")
 	$(Q)$(CXX) $(EMUFLAGS) -c $< -o $@
+
+# The emulator's own test: kernels with one deliberate bug each (tests/emu/selftest.cu).
+$(BUILD)/tests/emu/selftest: $(BUILD)/tests/emu/selftest.cu.o $(BUILD)/tests/emu/emu.o
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CXX) -pie $(LDFLAGS) -o $@ $^ $(if $(filter 1,$(SAN)),-fsanitize=address,undefined) -ldl
 else
 $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
@@ -162,7 +167,8 @@ demo: deps
 	@bench/demo.sh $(BUILD)
 
 # CI (`.ci/run`) runs exactly this: the suite, the same suite under ASan+UBSan (leaks fail
-# it), every fuzz target for FUZZ_CI_SECONDS on top of the corpus replay, fault injection.
+# it), every fuzz target for FUZZ_CI_SECONDS on top of the corpus replay, fault injection, and
+# the CUDA code on the CPU emulator of the GPU.
 FUZZ_CI_SECONDS ?= 10
 test: deps
 	@$(MAKE) --no-print-directory test-run
@@ -170,6 +176,7 @@ test: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 CUDA=0 OPT=-O1 test-run
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_CI_SECONDS)
 	@$(MAKE) --no-print-directory fault-test
+	@$(MAKE) --no-print-directory emu-test
 	@echo "make test: everything passed"
 
 test-run: all $(BUILD)/tests/unit $(addprefix $(BUILD)/fuzz/replay-,$(FUZZ_TARGETS))
@@ -291,7 +298,7 @@ gpu-test: all $(BUILD)/tests/gpu
 # tests, the GPU-path memory scan, `tseal load --check` and the GPU benchmarks on small shapes.
 emu-test: deps
 	@$(MAKE) --no-print-directory BUILD=build-emu EMU=1 SAN=1 OPT=-O1 \
-	  build-emu/tseal build-emu/tests/gpu build-emu/tests/unit
+	  build-emu/tseal build-emu/tests/gpu build-emu/tests/unit build-emu/tests/emu/selftest
 	@tests/emu/run.sh build-emu
 
 format:

@@ -187,7 +187,7 @@ run() {
     # The CLI end to end: pack a synthetic model, load it onto the GPU and check every tensor.
     local w=$OUT/load-demo
     rm -rf "$w" && mkdir -p "$w"
-    step load-demo 1 sh -c "cd '$w' && '$ROOT/$BUILD/tseal' synth --preset small -o model -q &&
+    step load-demo 1 sh -c "cd '$w' && '$ROOT/$BUILD/tseal' synth --preset small -o model &&
         '$ROOT/$BUILD/tseal' keygen --sign vendor -q && '$ROOT/$BUILD/tseal' keygen --recipient bank -q &&
         '$ROOT/$BUILD/tseal' pack model -o m.tseal --sign-key vendor.sign.key -r bank.pub \
             --model-id demo/small --version 1 -q &&

@@ -21,6 +21,7 @@
  * every operation when it is issued (a legal order of a CUDA stream), so host-side races on
  * asynchronous copies are not found here (tests/test_load_pipeline.c checks the loader's).
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <pthread.h>
@@ -31,6 +32,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <vector>
@@ -203,6 +205,7 @@ cudaError_t copy(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cons
 /* ---- fibers ---------------------------------------------------------------------------------- */
 
 constexpr size_t STACK = 256 << 10;
+constexpr size_t ENTRY_FRAMES = 16 << 10;
 
 enum State { RUN, BAR, SHFL, DONE };
 const char *state_name(State s) {
@@ -241,6 +244,8 @@ struct Launch {
     unsigned live = 0, bar_arrived = 0;
     uint3 block_idx;
     uint64_t block_linear = 0;
+    bool reverse = false; /* scheduling order of this block */
+    unsigned hint = 0;    /* scheduler's scan starts here */
     dim3 grid, block;
     const char *kernel = "";
     const std::function<void()> *body = NULL;
@@ -260,12 +265,28 @@ Launch &run_state() {
     return *g_run;
 }
 
+/* glibc's swapcontext, not ASan's interceptor: the interceptor clears the shadow of the whole
+ * target stack on every switch, which the fiber annotations below make unnecessary (and which
+ * made it the emulator's main cost). */
+typedef int (*swap_fn)(ucontext_t *, const ucontext_t *);
+swap_fn real_swap() {
+    static swap_fn fn = [] {
+        swap_fn f = NULL;
+#if EMU_ASAN
+        if (void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD))
+            f = (swap_fn)dlsym(libc, "swapcontext");
+#endif
+        return f ? f : &swapcontext;
+    }();
+    return fn;
+}
+
 void switch_in(Launch &L, Fiber &f) {
     L.cur = &f;
 #if EMU_ASAN
     __sanitizer_start_switch_fiber(&L.main_fake, f.stack, STACK);
 #endif
-    if (swapcontext(&L.main, &f.ctx) != 0) emu_die("swapcontext: %s", strerror(errno));
+    if (real_swap()(&L.main, &f.ctx) != 0) emu_die("swapcontext: %s", strerror(errno));
 #if EMU_ASAN
     __sanitizer_finish_switch_fiber(L.main_fake, NULL, NULL);
 #endif
@@ -278,10 +299,17 @@ void yield_fiber(Launch &L) {
 #if EMU_ASAN
     __sanitizer_start_switch_fiber(&f.fake, L.main_bottom, L.main_size);
 #endif
-    if (swapcontext(&f.ctx, &L.main) != 0) emu_die("swapcontext: %s", strerror(errno));
+    if (real_swap()(&f.ctx, &L.main) != 0) emu_die("swapcontext: %s", strerror(errno));
 #if EMU_ASAN
     __sanitizer_finish_switch_fiber(f.fake, &L.main_bottom, &L.main_size);
 #endif
+}
+
+/* Fibers [lo, hi) became runnable: the scheduler's scan must start at or before them. */
+void runnable_from(Launch &L, unsigned lo, unsigned hi) {
+    const unsigned n = (unsigned)L.fibers.size();
+    const unsigned pos = L.reverse ? n - hi : lo;
+    if (pos < L.hint) L.hint = pos;
 }
 
 void try_release_barrier(Launch &L) {
@@ -289,15 +317,18 @@ void try_release_barrier(Launch &L) {
     for (Fiber &f : L.fibers)
         if (f.st == BAR) f.st = RUN;
     L.bar_arrived = 0;
+    runnable_from(L, 0, (unsigned)L.fibers.size());
 }
 
 void try_release_warp(Launch &L, unsigned w) {
     Warp &W = L.warps[w];
     if (W.arrived == 0 || W.arrived < W.live) return;
     /* Every live lane is at a shuffle of the same round. */
+    const unsigned lo = 32 * w, hi = std::min<unsigned>(lo + 32, (unsigned)L.fibers.size());
     unsigned round = ~0u;
-    for (Fiber &f : L.fibers) {
-        if (f.warp != w || f.st != SHFL) continue;
+    for (unsigned i = lo; i < hi; i++) {
+        const Fiber &f = L.fibers[i];
+        if (f.st != SHFL) continue;
         if (round == ~0u) round = f.round;
         if (f.round != round)
             emu_die("%s: block (%u,%u,%u) warp %u: lanes at different shuffles (rounds %u and %u)",
@@ -308,8 +339,9 @@ void try_release_warp(Launch &L, unsigned w) {
         emu_die("%s: block (%u,%u,%u) warp %u: shuffle mask 0x%08x but the live lanes are 0x%08x "
                 "(a lane named in the mask has exited or a live lane is not named)",
                 L.kernel, L.block_idx.x, L.block_idx.y, L.block_idx.z, w, W.mask[par], W.live_mask);
-    for (Fiber &f : L.fibers)
-        if (f.warp == w && f.st == SHFL) f.st = RUN;
+    for (unsigned i = lo; i < hi; i++)
+        if (L.fibers[i].st == SHFL) L.fibers[i].st = RUN;
+    runnable_from(L, lo, hi);
     W.arrived = 0;
     W.present[par ^ 1] = 0; /* the next round's buffers: every lane has read them */
     W.mask[par ^ 1] = 0;
@@ -362,8 +394,9 @@ void run_block(Launch &L) {
     for (unsigned i = 0; i < n; i++) {
         Fiber &f = L.fibers[i];
 #if EMU_ASAN
-        /* A fiber that finished left its frames' redzones poisoned. */
-        __asan_unpoison_memory_region(f.stack, STACK);
+        /* A finished fiber left the redzones of fiber_entry's frame (the only frame that never
+         * returns, at the top of its stack) poisoned. */
+        __asan_unpoison_memory_region(f.stack + STACK - ENTRY_FRAMES, ENTRY_FRAMES);
 #endif
         make_fiber(f);
         f.tid = uint3{i % L.block.x, (i / L.block.x) % L.block.y, i / (L.block.x * L.block.y)};
@@ -382,12 +415,16 @@ void run_block(Launch &L) {
      * (until it exits or waits at __syncthreads) before the next one starts, so a missing
      * barrier shows as reads of shared memory that other warps have not written yet. Odd
      * blocks run the warps, and the lanes within them, in reverse order. */
-    const bool reverse = L.block_linear & 1;
+    L.reverse = L.block_linear & 1;
+    L.hint = 0; /* positions before it hold no runnable fiber */
     while (L.live) {
         Fiber *next = NULL;
-        for (unsigned i = 0; i < n && !next; i++) {
-            Fiber &f = L.fibers[reverse ? n - 1 - i : i];
-            if (f.st == RUN) next = &f;
+        for (unsigned p = L.hint; p < n && !next; p++) {
+            Fiber &f = L.fibers[L.reverse ? n - 1 - p : p];
+            if (f.st == RUN) {
+                next = &f;
+                L.hint = p;
+            }
         }
         if (!next) deadlock(L);
         switch_in(L, *next);

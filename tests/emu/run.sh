@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # run.sh - tseal's CUDA code on the CUDA emulator (tests/emu/README.md); `make emu-test` builds
 # BUILD (default build-emu) with EMU=1 SAN=1 and calls this. Steps:
+#   0. the emulator's self-test (tests/emu/selftest.cu: one deliberate bug per case, each found);
 #   1. the GPU test suite (tests/gpu) and the memory scan of the GPU load path;
 #   2. the CLI end to end: synth, pack, `tseal load --check` with host and with GPU decryption;
 #   3. `tseal bench gemv --cpu-check` and `tseal bench gpu` on small shapes (every result must be
@@ -32,6 +33,25 @@ step() { # name command...
 }
 
 echo "tests/emu/run.sh: $B (CUDA emulator, ASan+UBSan)"
+
+# 0. The emulator itself: a correct kernel passes, each deliberate bug is reported.
+selftest() { # case want-exit-0|fail expected-message
+    local out rc
+    out=$("$B/tests/emu/selftest" "$1" 2>&1); rc=$?
+    if { [ "$2" = 0 ] && [ $rc -eq 0 ]; } || { [ "$2" = fail ] && [ $rc -ne 0 ]; }; then
+        if grep -q -- "$3" <<<"$out"; then echo "  ok    emulator self-test: $1"; return; fi
+    fi
+    echo "  FAIL  emulator self-test: $1 (exit $rc; wanted '$3'): $(head -c 400 <<<"$out")"
+    fails=$((fails + 1))
+}
+selftest ok 0 "selftest ok: exact"
+selftest missing_barrier 0 "stale shared memory seen"
+selftest divergent_shfl fail "shuffle mask 0xffffffff but the live lanes are 0xaaaaaaaa"
+selftest deadlock fail "deadlock in block"
+selftest misaligned_ldg fail "not 16-byte aligned"
+selftest out_of_bounds fail "AddressSanitizer: heap-buffer-overflow"
+selftest bad_copy fail "is not inside a device allocation"
+selftest leak fail "never freed"
 step gpu-tests "$B/tests/gpu" --jobs="$JOBS" --short-filename
 step memscan-gpu "$B/tests/unit" --jobs=1 --short-filename --filter 'memscan/gpu_*'
 
