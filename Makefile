@@ -38,7 +38,9 @@ HARDEN  := -fstack-protector-strong -fstack-clash-protection -fcf-protection -fP
            -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2
 INC     := -Iinclude -Icommon -Icodec -Icrypto -Ipackager -Ipolicy -Ikernels -Iloader -Ibench
 ifneq ($(DEPS_PREFIX),)
-INC     += -I$(DEPS_PREFIX)/usr/include -I$(DEPS_PREFIX)/usr/include/x86_64-linux-gnu
+# -isystem: headers unpacked from Debian packages are system headers, as they are in /usr/include
+# (warnings inside their macros, e.g. Criterion's, must not fail -Werror).
+INC     += -isystem $(DEPS_PREFIX)/usr/include -isystem $(DEPS_PREFIX)/usr/include/x86_64-linux-gnu
 DEPLIB  := -L$(DEPS_PREFIX)/usr/lib/x86_64-linux-gnu -Wl,-rpath,$(DEPS_PREFIX)/usr/lib/x86_64-linux-gnu \
            -Wl,-rpath-link,$(DEPS_PREFIX)/usr/lib/x86_64-linux-gnu
 endif
