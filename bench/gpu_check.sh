@@ -10,7 +10,8 @@
 #                                 tests, compute-sanitizer (memcheck, racecheck, synccheck,
 #                                 initcheck) on a small case, the memory scan, `tseal load --check`
 #                                 (host and GPU decryption), `tseal bench gpu --json`, `tseal
-#                                 bench gemv --json`, and with TSEAL_GPU_E2E=1 bench/e2e_serve.py
+#                                 bench gemv --json` (also at other segment sizes), and with
+#                                 TSEAL_GPU_E2E=1 bench/e2e_serve.py
 #                                 (needs torch and transformers there). Logs and JSON go to $OUT (or build-gpu/gpu-check/);
 #                                 summary.json lists every step. Exit status 0 iff no step failed.
 #
@@ -201,6 +202,13 @@ run() {
             skip bench-$b "'tseal bench $b' is not available in this build"
         fi
     done
+
+    # Optional, for choosing the serving segment size (docs/GEMV.md): the fused GEMV at 1024-weight
+    # segments, the decode at 256. Last, so that a call cut off by its time limit loses only these.
+    step bench-gemv-seg1024 0 sh -c "'$BUILD/tseal' bench gemv --segment 1024 --batch 1,8 --json \
+        >'$OUT/bench-gemv-seg1024.json'" || true
+    step bench-gpu-seg256 0 sh -c "'$BUILD/tseal' bench gpu --segment 256 --no-load --json \
+        >'$OUT/bench-gpu-seg256.json'" || true
 
     # The end-to-end proof (issue 9) needs torch and transformers on the GPU machine and several
     # minutes (a 1B model): only with TSEAL_GPU_E2E=1, best in a call of its own.
