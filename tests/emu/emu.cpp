@@ -2,9 +2,9 @@
  * emu.cpp - the CUDA emulator behind `make emu-test` (tests/emu/README.md): the runtime calls of
  * include/cuda_runtime.h, and kernel execution on fibers.
  *
- * Execution: a launch runs its blocks one after the other on the calling OS thread (launches
- * are serialised by a mutex); each CUDA thread of the block is a fiber (ucontext) with its own
- * stack, run until it finishes or blocks:
+ * Execution: a launch runs, in its stream's order on that stream's worker thread, its blocks one
+ * after the other (launches are serialised by a mutex); each CUDA thread of the block is a fiber
+ * (ucontext) with its own stack, run until it finishes or blocks:
  *   - __syncthreads() blocks until every thread of the block that has not exited arrives;
  *   - a warp shuffle blocks until every live lane of the warp arrives with the same mask; the
  *     mask must name exactly the live lanes (a lane that has exited or is elsewhere is a bug on
@@ -17,9 +17,8 @@
  * Device memory is host memory from posix_memalign (256-byte aligned, as cudaMalloc), filled
  * with 0xCB so that reads of memory never written show up, and tracked to answer
  * cudaPointerGetAttributes and to check the copies; under ASan (make emu-test) an access past
- * an allocation is reported as compute-sanitizer's memcheck would. Streams and events complete
- * every operation when it is issued (a legal order of a CUDA stream), so host-side races on
- * asynchronous copies are not found here (tests/test_load_pipeline.c checks the loader's).
+ * an allocation is reported as compute-sanitizer's memcheck would. Streams run asynchronously on
+ * worker threads (see "streams" below).
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -33,7 +32,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <map>
+#include <memory>
+#include <thread>
 #include <mutex>
 #include <vector>
 
@@ -114,7 +118,9 @@ const Alloc *find_alloc(const void *p, size_t n, uintptr_t *base) {
 }
 
 /* At exit: device or pinned memory still allocated is a leak (TSEAL_EMU_LEAKS=0 turns it off). */
+void sync_device();
 void leak_check() {
+    sync_device(); /* queued frees first */
     std::lock_guard<std::mutex> lk(g_mem_mu);
     if (g_mem.empty() || !env_uint("TSEAL_EMU_LEAKS", 1, 0, 1)) return;
     size_t bytes = 0;
@@ -175,7 +181,8 @@ void check_side(const void *p, size_t n, bool device, const char *call, const ch
         emu_die("%s: %s %p is device memory, the copy kind says host", call, side, p);
 }
 
-cudaError_t copy(void *dst, const void *src, size_t n, cudaMemcpyKind kind, const char *call) {
+cudaError_t check_copy(void *dst, const void *src, size_t n, cudaMemcpyKind kind,
+                       const char *call) {
     if (n && (!dst || !src)) return set_err(cudaErrorInvalidValue);
     switch (kind) {
     case cudaMemcpyHostToDevice:
@@ -190,15 +197,12 @@ cudaError_t copy(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cons
         check_side(dst, n, true, call, "destination");
         check_side(src, n, true, call, "source");
         break;
-    case cudaMemcpyHostToHost:
-    case cudaMemcpyDefault:
-        break;
     default:
-        return set_err(cudaErrorInvalidMemcpyDirection);
+        /* tseal always names the direction */
+        emu_die("%s: copy kind %d is not emulated", call, (int)kind);
     }
-    if ((const char *)dst < (const char *)src + n && (const char *)src < (const char *)dst + n && n)
+    if (n && (const char *)dst < (const char *)src + n && (const char *)src < (const char *)dst + n)
         emu_die("%s: overlapping ranges %p and %p (+ %zu)", call, dst, src, n);
-    if (n) memcpy(dst, src, n);
     return cudaSuccess;
 }
 
@@ -525,18 +529,9 @@ int tseal_emu_blocks_per_sm(int threads) {
     return b < 1 ? 1 : b > 32 ? 32 : b;
 }
 
-void tseal_emu_run(const tseal_emu_cfg &cfg, const char *kernel,
-                   const std::function<void()> &body) {
+namespace {
+void run_grid(const tseal_emu_cfg &cfg, const char *kernel, const std::function<void()> &body) {
     const uint64_t threads = (uint64_t)cfg.block.x * cfg.block.y * cfg.block.z;
-    if (cfg.grid.x == 0 || cfg.grid.y == 0 || cfg.grid.z == 0 || threads == 0 || threads > 1024 ||
-        cfg.grid.y > 65535 || cfg.grid.z > 65535 || cfg.block.z > 64) {
-        set_err(cudaErrorInvalidConfiguration);
-        return;
-    }
-    if (t_device >= n_devices()) {
-        set_err(cudaErrorInvalidDevice);
-        return;
-    }
     std::lock_guard<std::mutex> lk(g_launch_mu);
     Launch L;
     L.kernel = kernel;
@@ -556,18 +551,206 @@ void tseal_emu_run(const tseal_emu_cfg &cfg, const char *kernel,
             }
     g_run = NULL;
 }
+uint64_t enqueue(cudaStream_t s, std::function<void()> op);
+} /* namespace */
+
+void tseal_emu_run(const tseal_emu_cfg &cfg, const char *kernel,
+                   const std::function<void()> &body) {
+    const uint64_t threads = (uint64_t)cfg.block.x * cfg.block.y * cfg.block.z;
+    if (cfg.grid.x == 0 || cfg.grid.y == 0 || cfg.grid.z == 0 || threads == 0 || threads > 1024 ||
+        cfg.grid.y > 65535 || cfg.grid.z > 65535 || cfg.block.z > 64) {
+        set_err(cudaErrorInvalidConfiguration);
+        return;
+    }
+    if (t_device >= n_devices()) {
+        set_err(cudaErrorInvalidDevice);
+        return;
+    }
+    /* The body holds its own copy of the arguments (taken at the launch, as CUDA does). */
+    enqueue(cfg.stream, [cfg, kernel, body]() { run_grid(cfg, kernel, body); });
+}
 
 /* ---- runtime API ------------------------------------------------------------------------------
  */
 
+/* ---- streams --------------------------------------------------------------------------------
+ *
+ * Every stream has a worker thread running its operations in order; the host continues at once
+ * (after a random delay of up to TSEAL_EMU_DELAY_US microseconds before each operation, default
+ * 50, so that host code reading results or reusing buffers without waiting gets the wrong data
+ * or an ASan report). The legacy default stream (NULL) waits for the other blocking streams and
+ * they for it; streams created with cudaStreamNonBlocking do not. The synchronous calls
+ * (cudaMemcpy, cudaMemset) run on the legacy stream and wait; copies to pageable host memory
+ * wait; copies from pageable host memory snapshot the source, as the driver's staging does.
+ * cudaFree and cudaFreeHost wait for the whole device.
+ */
 struct CUstream_st {
-    unsigned flags;
+    unsigned flags = 0;
+    bool legacy = false, dead = false;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<std::function<void()>> q;
+    uint64_t enq = 0, done = 0; /* operations enqueued / completed */
+    std::thread worker;
 };
 struct CUevent_st {
-    unsigned flags;
-    bool recorded;
-    struct timespec t;
+    unsigned flags = 0;
+    CUstream_st *s = NULL; /* stream of the last record (streams are never freed) */
+    uint64_t seq = 0;      /* ... and the operation count that completes it */
+    std::shared_ptr<std::atomic<long long>> ns;
 };
+
+namespace {
+
+std::mutex g_streams_mu;
+/* Never destroyed: worker threads outlive static destructors (and LSan must see them). */
+std::vector<CUstream_st *> &g_streams = *new std::vector<CUstream_st *>; /* live streams */
+std::vector<CUstream_st *> &g_retired = *new std::vector<CUstream_st *>; /* kept for events */
+CUstream_st *g_legacy = NULL;
+
+void op_delay() {
+    static const unsigned max_us = env_uint("TSEAL_EMU_DELAY_US", 50, 0, 1000000);
+    thread_local uint64_t x = 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)&x;
+    if (!max_us) return;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    const unsigned us = (unsigned)(x % (max_us + 1));
+    if (us) usleep(us);
+}
+
+void worker_loop(CUstream_st *s) {
+    for (;;) {
+        std::function<void()> op;
+        {
+            std::unique_lock<std::mutex> lk(s->mu);
+            s->cv.wait(lk, [s] { return s->dead || !s->q.empty(); });
+            if (s->q.empty()) return; /* destroyed and drained */
+            op = std::move(s->q.front());
+            s->q.pop_front();
+        }
+        op_delay();
+        op();
+        {
+            std::lock_guard<std::mutex> lk(s->mu);
+            s->done++;
+        }
+        s->cv.notify_all();
+    }
+}
+
+CUstream_st *new_stream(unsigned flags, bool legacy) {
+    CUstream_st *s = new CUstream_st;
+    s->flags = flags;
+    s->legacy = legacy;
+    s->worker = std::thread(worker_loop, s);
+    g_streams.push_back(s);
+    return s;
+}
+
+/* A forked child has none of the parent's worker threads: start afresh. */
+void forget_streams_after_fork() {
+    new (&g_streams_mu) std::mutex();
+    g_streams.clear();
+    g_legacy = NULL;
+}
+
+CUstream_st *resolve(cudaStream_t s) {
+    if (s) return s;
+    std::lock_guard<std::mutex> lk(g_streams_mu);
+    if (!g_legacy) {
+        static std::once_flag once;
+        std::call_once(once, [] { pthread_atfork(NULL, NULL, forget_streams_after_fork); });
+        g_legacy = new_stream(0, true);
+    }
+    return g_legacy;
+}
+
+void wait_until(CUstream_st *s, uint64_t seq) {
+    std::unique_lock<std::mutex> lk(s->mu);
+    s->cv.wait(lk, [s, seq] { return s->done >= seq; });
+}
+
+uint64_t push(CUstream_st *s, std::function<void()> op) {
+    std::lock_guard<std::mutex> lk(s->mu);
+    if (s->dead) emu_die("an operation was enqueued on a destroyed stream");
+    s->q.push_back(std::move(op));
+    s->cv.notify_all();
+    return ++s->enq;
+}
+
+uint64_t snapshot(CUstream_st *s) {
+    std::lock_guard<std::mutex> lk(s->mu);
+    return s->enq;
+}
+
+/* Enqueue `op` on stream s (NULL: the legacy stream), after the implicit waits of the legacy
+ * stream's semantics. Returns the operation count that completes it. */
+uint64_t enqueue(cudaStream_t stream, std::function<void()> op) {
+    CUstream_st *s = resolve(stream);
+    if (!(s->flags & cudaStreamNonBlocking)) {
+        std::vector<std::pair<CUstream_st *, uint64_t>> waits;
+        {
+            std::lock_guard<std::mutex> lk(g_streams_mu);
+            for (CUstream_st *o : g_streams)
+                if (o != s && !(o->flags & cudaStreamNonBlocking) && (s->legacy || o->legacy))
+                    waits.emplace_back(o, snapshot(o));
+        }
+        for (auto &w : waits) {
+            CUstream_st *o = w.first;
+            const uint64_t q = w.second;
+            push(s, [o, q] { wait_until(o, q); });
+        }
+    }
+    return push(s, std::move(op));
+}
+
+void sync_stream(cudaStream_t stream) {
+    CUstream_st *s = resolve(stream);
+    wait_until(s, snapshot(s));
+}
+
+void sync_device() {
+    std::vector<std::pair<CUstream_st *, uint64_t>> waits;
+    {
+        std::lock_guard<std::mutex> lk(g_streams_mu);
+        for (CUstream_st *o : g_streams) waits.emplace_back(o, snapshot(o));
+    }
+    for (auto &w : waits) wait_until(w.first, w.second);
+}
+
+bool is_pinned(const void *p, size_t n) {
+    uintptr_t b;
+    const Alloc *a = find_alloc(p, n, &b);
+    return a && a->kind == PINNED;
+}
+
+/* Copies: checked when issued, done in stream order; see the comment above for when they wait. */
+cudaError_t copy_on(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cudaStream_t s,
+                    bool sync, const char *call) {
+    cudaError_t e = check_copy(dst, src, n, kind, call);
+    if (e != cudaSuccess || n == 0) return e;
+    if (kind == cudaMemcpyHostToDevice && !is_pinned(src, n)) {
+        auto copy = std::make_shared<std::vector<unsigned char>>((const unsigned char *)src,
+                                                                 (const unsigned char *)src + n);
+        enqueue(s, [dst, copy] { memcpy(dst, copy->data(), copy->size()); });
+    } else {
+        enqueue(s, [dst, src, n] { memcpy(dst, src, n); });
+    }
+    const bool pageable_dst =
+        kind != cudaMemcpyHostToDevice && kind != cudaMemcpyDeviceToDevice && !is_pinned(dst, n);
+    if (sync || pageable_dst) sync_stream(s);
+    return cudaSuccess;
+}
+
+cudaError_t memset_on(void *p, int v, size_t n, cudaStream_t s, bool sync, const char *call) {
+    check_side(p, n, true, call, "destination");
+    if (n) enqueue(s, [p, v, n] { memset(p, v, n); });
+    if (sync) sync_stream(s);
+    return cudaSuccess;
+}
+
+} /* namespace */
 
 const char *cudaGetErrorName(cudaError_t e) {
     switch (e) {
@@ -591,6 +774,8 @@ const char *cudaGetErrorName(cudaError_t e) {
         return "cudaErrorInvalidResourceHandle";
     case cudaErrorLaunchFailure:
         return "cudaErrorLaunchFailure";
+    case cudaErrorNotReady:
+        return "cudaErrorNotReady";
     }
     return "cudaErrorUnknown";
 }
@@ -665,6 +850,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int device) {
     return cudaSuccess;
 }
 cudaError_t cudaDeviceSynchronize() {
+    sync_device();
     return cudaSuccess;
 }
 
@@ -672,13 +858,20 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
     return alloc(p, bytes, DEV);
 }
 cudaError_t cudaFree(void *p) {
+    if (p) sync_device();
     return release(p, DEV, "cudaFree");
 }
 cudaError_t cudaMallocAsync(void **p, size_t bytes, cudaStream_t) {
-    return alloc(p, bytes, DEV);
+    return alloc(p, bytes, DEV); /* usable by work enqueued after this call on any stream */
 }
-cudaError_t cudaFreeAsync(void *p, cudaStream_t) {
-    return release(p, DEV, "cudaFreeAsync");
+cudaError_t cudaFreeAsync(void *p, cudaStream_t s) {
+    if (p) {
+        uintptr_t b;
+        if (!find_alloc(p, 0, &b) || b != (uintptr_t)p)
+            emu_die("cudaFreeAsync(%p): not the start of a device allocation", p);
+        enqueue(s, [p] { release(p, DEV, "cudaFreeAsync"); });
+    }
+    return cudaSuccess;
 }
 cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned) {
     return alloc(p, bytes, PINNED);
@@ -687,6 +880,7 @@ cudaError_t cudaMallocHost(void **p, size_t bytes) {
     return alloc(p, bytes, PINNED);
 }
 cudaError_t cudaFreeHost(void *p) {
+    if (p) sync_device();
     return release(p, PINNED, "cudaFreeHost");
 }
 cudaError_t cudaPointerGetAttributes(cudaPointerAttributes *a, const void *p) {
@@ -703,21 +897,17 @@ cudaError_t cudaPointerGetAttributes(cudaPointerAttributes *a, const void *p) {
 }
 
 cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind kind) {
-    return copy(dst, src, n, kind, "cudaMemcpy");
+    return copy_on(dst, src, n, kind, NULL, true, "cudaMemcpy");
 }
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind kind,
-                            cudaStream_t) {
-    return copy(dst, src, n, kind, "cudaMemcpyAsync");
+                            cudaStream_t s) {
+    return copy_on(dst, src, n, kind, s, false, "cudaMemcpyAsync");
 }
 cudaError_t cudaMemset(void *p, int v, size_t n) {
-    check_side(p, n, true, "cudaMemset", "destination");
-    if (n) memset(p, v, n);
-    return cudaSuccess;
+    return memset_on(p, v, n, NULL, true, "cudaMemset");
 }
-cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t) {
-    check_side(p, n, true, "cudaMemsetAsync", "destination");
-    if (n) memset(p, v, n);
-    return cudaSuccess;
+cudaError_t cudaMemsetAsync(void *p, int v, size_t n, cudaStream_t s) {
+    return memset_on(p, v, n, s, false, "cudaMemsetAsync");
 }
 
 cudaError_t cudaStreamCreate(cudaStream_t *s) {
@@ -725,19 +915,40 @@ cudaError_t cudaStreamCreate(cudaStream_t *s) {
 }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags) {
     if (!s) return set_err(cudaErrorInvalidValue);
-    *s = new CUstream_st{flags};
+    resolve(NULL); /* the legacy stream exists before any other */
+    std::lock_guard<std::mutex> lk(g_streams_mu);
+    *s = new_stream(flags, false);
     return cudaSuccess;
 }
+/* Waits for the stream's work, then retires it (the object stays: events may name it). */
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
-    if (!s) return set_err(cudaErrorInvalidResourceHandle);
-    delete s;
+    if (!s || s->legacy || s->dead) return set_err(cudaErrorInvalidResourceHandle);
+    sync_stream(s);
+    {
+        std::lock_guard<std::mutex> lk(g_streams_mu);
+        g_streams.erase(std::find(g_streams.begin(), g_streams.end(), s));
+        g_retired.push_back(s);
+    }
+    {
+        std::lock_guard<std::mutex> lk(s->mu);
+        s->dead = true;
+    }
+    s->cv.notify_all();
+    s->worker.join();
     return cudaSuccess;
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t) {
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    if (s && s->dead) return set_err(cudaErrorInvalidResourceHandle);
+    sync_stream(s);
     return cudaSuccess;
 }
-cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t e, unsigned) {
-    return e ? cudaSuccess : set_err(cudaErrorInvalidResourceHandle);
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
+    if (!e) return set_err(cudaErrorInvalidResourceHandle);
+    if (CUstream_st *o = e->s) {
+        const uint64_t q = e->seq;
+        enqueue(s, [o, q] { wait_until(o, q); });
+    }
+    return cudaSuccess;
 }
 
 cudaError_t cudaEventCreate(cudaEvent_t *e) {
@@ -745,32 +956,45 @@ cudaError_t cudaEventCreate(cudaEvent_t *e) {
 }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags) {
     if (!e) return set_err(cudaErrorInvalidValue);
-    *e = new CUevent_st{flags, false, {0, 0}};
+    *e = new CUevent_st;
+    (*e)->flags = flags;
     return cudaSuccess;
 }
 cudaError_t cudaEventDestroy(cudaEvent_t e) {
     if (!e) return set_err(cudaErrorInvalidResourceHandle);
-    delete e;
+    delete e; /* a pending record only holds the shared timestamp */
     return cudaSuccess;
 }
-cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t stream) {
     if (!e) return set_err(cudaErrorInvalidResourceHandle);
-    e->recorded = true;
-    clock_gettime(CLOCK_MONOTONIC, &e->t);
+    auto ns = std::make_shared<std::atomic<long long>>(-1);
+    e->ns = ns;
+    e->s = resolve(stream);
+    e->seq = enqueue(stream, [ns] {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        ns->store((long long)t.tv_sec * 1000000000ll + t.tv_nsec);
+    });
     return cudaSuccess;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
-    return e ? cudaSuccess : set_err(cudaErrorInvalidResourceHandle);
+    if (!e) return set_err(cudaErrorInvalidResourceHandle);
+    if (e->s) wait_until(e->s, e->seq);
+    return cudaSuccess;
 }
 cudaError_t cudaEventQuery(cudaEvent_t e) {
-    return e ? cudaSuccess : set_err(cudaErrorInvalidResourceHandle);
+    if (!e) return set_err(cudaErrorInvalidResourceHandle);
+    if (!e->s) return cudaSuccess;
+    std::lock_guard<std::mutex> lk(e->s->mu);
+    return e->s->done >= e->seq ? cudaSuccess : cudaErrorNotReady;
 }
 cudaError_t cudaEventElapsedTime(float *ms, cudaEvent_t a, cudaEvent_t b) {
     if (!ms || !a || !b) return set_err(cudaErrorInvalidValue);
     if ((a->flags | b->flags) & cudaEventDisableTiming)
         return set_err(cudaErrorInvalidResourceHandle);
-    *ms = (float)((double)(b->t.tv_sec - a->t.tv_sec) * 1e3 +
-                  (double)(b->t.tv_nsec - a->t.tv_nsec) * 1e-6);
+    if (!a->ns || !b->ns || a->ns->load() < 0 || b->ns->load() < 0)
+        return set_err(cudaErrorNotReady);
+    *ms = (float)((double)(b->ns->load() - a->ns->load()) * 1e-6);
     return cudaSuccess;
 }
 

@@ -37,7 +37,7 @@ echo "tests/emu/run.sh: $B (CUDA emulator, ASan+UBSan)"
 # 0. The emulator itself: a correct kernel passes, each deliberate bug is reported.
 selftest() { # case want-exit-0|fail expected-message
     local out rc
-    out=$("$B/tests/emu/selftest" "$1" 2>&1); rc=$?
+    out=$(TSEAL_EMU_DELAY_US=${DELAY:-50} "$B/tests/emu/selftest" "$1" 2>&1); rc=$?
     if { [ "$2" = 0 ] && [ $rc -eq 0 ]; } || { [ "$2" = fail ] && [ $rc -ne 0 ]; }; then
         if grep -q -- "$3" <<<"$out"; then echo "  ok    emulator self-test: $1"; return; fi
     fi
@@ -52,6 +52,8 @@ selftest misaligned_ldg fail "not 16-byte aligned"
 selftest out_of_bounds fail "AddressSanitizer: heap-buffer-overflow"
 selftest bad_copy fail "is not inside a device allocation"
 selftest leak fail "never freed"
+DELAY=20000 selftest read_early 0 "read_early: race seen"
+DELAY=20000 selftest reuse_early 0 "reuse_early: race seen"
 step gpu-tests "$B/tests/gpu" --jobs="$JOBS" --short-filename
 step memscan-gpu "$B/tests/unit" --jobs=1 --short-filename --filter 'memscan/gpu_*'
 

@@ -12,6 +12,11 @@
  *   out_of_bounds    a store one element past a cudaMalloc buffer: ASan error
  *   bad_copy         cudaMemcpy host-to-device into host memory: emulator error
  *   leak             device memory never freed: emulator error at exit
+ *   read_early       the host reads a pinned buffer an asynchronous copy fills, without waiting
+ *                    for the stream: stale data seen (exit 0 when seen)
+ *   reuse_early      the host rewrites a pinned buffer an asynchronous copy reads, without
+ *                    waiting: the device gets the new bytes (exit 0 when seen)
+ * (run.sh sets TSEAL_EMU_DELAY_US high for the last two, so that the race is always lost)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,11 +95,45 @@ static int reduce_case(int skip_barrier) {
     return exact ? 1 : 0;
 }
 
+/* The two host-side races of asynchronous copies; returns 0 when the emulator exposed them. */
+static int async_case(int reuse) {
+    const unsigned n = 64;
+    unsigned *pinned = NULL, *d = NULL, back[64];
+    cudaStream_t s = NULL;
+    check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+    check(cudaHostAlloc((void **)&pinned, n * sizeof *pinned, cudaHostAllocDefault),
+          "cudaHostAlloc");
+    check(cudaMalloc((void **)&d, n * sizeof *d), "cudaMalloc");
+    for (unsigned i = 0; i < n; i++) pinned[i] = 1;
+    int seen;
+    if (reuse) {
+        check(cudaMemcpyAsync(d, pinned, n * sizeof *d, cudaMemcpyHostToDevice, s), "copy");
+        for (unsigned i = 0; i < n; i++) pinned[i] = 2; /* BUG: the copy may not have read it */
+        check(cudaStreamSynchronize(s), "sync");
+        check(cudaMemcpy(back, d, sizeof back, cudaMemcpyDeviceToHost), "cudaMemcpy");
+        seen = back[0] == 2;
+    } else {
+        check(cudaMemsetAsync(d, 0, n * sizeof *d, s), "memset");
+        check(cudaMemcpyAsync(pinned, d, n * sizeof *d, cudaMemcpyDeviceToHost, s), "copy");
+        seen = pinned[0] == 1; /* BUG: read before cudaStreamSynchronize */
+        check(cudaStreamSynchronize(s), "sync");
+        if (pinned[0] != 0) seen = 0; /* after the wait the copy must have landed */
+    }
+    cudaFree(d);
+    cudaFreeHost(pinned);
+    cudaStreamDestroy(s);
+    printf("selftest %s: %s\n", reuse ? "reuse_early" : "read_early",
+           seen ? "race seen" : "NOT SEEN");
+    return seen ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
     const char *c = argc > 1 ? argv[1] : "";
     unsigned *d = NULL;
     if (!strcmp(c, "ok")) return reduce_case(0);
     if (!strcmp(c, "missing_barrier")) return reduce_case(1);
+    if (!strcmp(c, "read_early")) return async_case(0);
+    if (!strcmp(c, "reuse_early")) return async_case(1);
     if (!strcmp(c, "leak")) {
         check(cudaMalloc((void **)&d, 64), "cudaMalloc");
         return 0;

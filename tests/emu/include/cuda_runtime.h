@@ -8,8 +8,8 @@
  * CUDA thread. `kernel<<<cfg>>>(args)` is rewritten by tests/emu/launch.pl into
  * `tseal_emu_launch(kernel, tseal_emu_config(cfg), "kernel")(args)`.
  *
- * It is a test device: device memory is host memory (checked by ASan), streams complete every
- * operation when it is issued, and the timings mean nothing.
+ * It is a test device: device memory is host memory (checked by ASan) and the timings mean
+ * nothing.
  */
 #ifndef TSEAL_EMU_CUDA_RUNTIME_H
 #define TSEAL_EMU_CUDA_RUNTIME_H
@@ -34,7 +34,6 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
-#define __noinline__    __attribute__((noinline))
 #define __align__(n)    __attribute__((aligned(n)))
 /* Block-shared memory: function-local statics (blocks run one after the other, one launch at a
  * time, so the statics are exactly one block's shared memory). */
@@ -212,6 +211,7 @@ enum cudaError_t {
     cudaErrorInvalidDevicePointer = 17,
     cudaErrorInvalidMemcpyDirection = 21,
     cudaErrorNoDevice = 100,
+    cudaErrorNotReady = 600,
     cudaErrorInvalidDevice = 101,
     cudaErrorInvalidResourceHandle = 400,
     cudaErrorLaunchFailure = 719,
@@ -336,7 +336,7 @@ template <class... P> struct tseal_emu_launcher {
         /* Arguments are converted to the parameter types once, as the launch copies them. */
         std::tuple<typename std::decay<P>::type...> args(std::forward<A>(a)...);
         void (*f)(P...) = fn;
-        tseal_emu_run(cfg, name, [&args, f]() { std::apply(f, args); });
+        tseal_emu_run(cfg, name, [args, f]() { std::apply(f, args); });
     }
 };
 template <class... P>
