@@ -8,8 +8,6 @@
 
 #include "internal.h"
 
-#define TSEAL_ERRMSG_MAX 1024
-
 static _Thread_local char errmsg[TSEAL_ERRMSG_MAX];
 
 const char *tseal_version(void) {

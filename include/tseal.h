@@ -49,7 +49,9 @@ enum {
 
 /* Static description of a code ("corrupt input"). */
 const char *tseal_strerror(int code);
-/* Thread-local message of the last failure in this thread (never NULL). */
+/* Thread-local message of the last failure in this thread (never NULL), at most
+ * TSEAL_ERRMSG_MAX bytes with its terminating NUL. */
+#define TSEAL_ERRMSG_MAX 1024
 const char *tseal_errmsg(void);
 /* Record a failure: formats the message, returns `code` (for `return tseal_err(...)`). */
 int tseal_err(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -21,6 +21,7 @@
  * chunks themselves were authenticated by the signed hashes and the AEAD. Raw (non-BF16)
  * tensors are checked against their signed tree digest while they stream past.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -363,6 +364,18 @@ int tseal_gpu_decode_bf16(const tseal_gpu_tensor *t, void *dst, void *stream) {
 
 #define CHECK_BATCH (16ull << 20) /* decoded bytes brought back at a time */
 
+/* Wipe a decoded copy on the device before it is freed. A copy that could not be wiped fails the
+ * check; when the check had already failed, its message is kept. */
+static int wipe_decoded(void *d, uint64_t bytes, int r) {
+    if (!d) return r;
+    char first[TSEAL_ERRMSG_MAX];
+    snprintf(first, sizeof first, "%s", r ? tseal_errmsg() : "");
+    const int w = tseal_gpu_memset(d, 0, bytes ? bytes : 2);
+    if (!w) return r;
+    if (!r) return tseal_err(w, "could not wipe the decoded copy on the GPU: %s", tseal_errmsg());
+    return tseal_err(r, "%s", first);
+}
+
 static int check_one(const tseal_gpu_tensor *t, const uint8_t digest[TSEAL_HASH_BYTES], int device,
                      uint8_t *host, void *stream) {
     uint64_t bytes = tseal_gpu_tensor_bytes(t);
@@ -381,7 +394,7 @@ static int check_one(const tseal_gpu_tensor *t, const uint8_t digest[TSEAL_HASH_
     if (!r) r = tseal_tree_final(tree, h);
     if (!r && !tseal_equal(h, digest, TSEAL_HASH_BYTES))
         r = tseal_err(TSEAL_E_VERIFY, "decoded on the GPU, does not match the signed digest");
-    if (d) tseal_gpu_memset(d, 0, bytes ? bytes : 2);
+    r = wipe_decoded(d, bytes, r);
     tseal_gpu_mem_free(d);
     tseal_tree_free(tree);
     return r;

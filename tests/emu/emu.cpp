@@ -90,6 +90,68 @@ cudaError_t set_err(cudaError_t e) {
     return e;
 }
 
+/* ---- fault injection -----------------------------------------------------------------------
+ *
+ * TSEAL_EMU_FAIL=KIND:N[+] makes the Nth runtime call of KIND fail (with '+': that call and every
+ * later one), as a real device does when it runs out of memory or a launch fails:
+ *   malloc (cudaMalloc, cudaMallocAsync) and hostalloc (cudaHostAlloc): cudaErrorMemoryAllocation;
+ *   copy (cudaMemcpy*), memset (cudaMemset*), launch (kernel launches, as the last error),
+ *   stream and event (creation): cudaErrorLaunchFailure / cudaErrorMemoryAllocation.
+ * TSEAL_EMU_COUNT=FILE appends, at exit, "KIND COUNT" for every kind (tests/emu/fault.sh sweeps N
+ * over these counts).
+ */
+enum FaultKind { F_MALLOC, F_HOSTALLOC, F_COPY, F_MEMSET, F_LAUNCH, F_STREAM, F_EVENT, F_KINDS };
+const char *const fault_names[F_KINDS] = {"malloc", "hostalloc", "copy", "memset",
+                                          "launch", "stream",    "event"};
+std::atomic<unsigned long> g_fault_calls[F_KINDS];
+
+struct FaultPlan {
+    int kind = -1;
+    unsigned long n = 0;
+    bool persistent = false;
+};
+
+void write_counts() {
+    const char *path = getenv("TSEAL_EMU_COUNT");
+    if (!path || !*path) return;
+    if (FILE *f = fopen(path, "a")) {
+        for (int k = 0; k < F_KINDS; k++)
+            fprintf(f, "%s %lu\n", fault_names[k], g_fault_calls[k].load());
+        fclose(f);
+    }
+}
+
+const FaultPlan &fault_plan() {
+    static const FaultPlan plan = [] {
+        FaultPlan p;
+        const char *s = getenv("TSEAL_EMU_FAIL");
+        if (getenv("TSEAL_EMU_COUNT")) atexit(write_counts);
+        if (!s || !*s) return p;
+        const char *colon = strchr(s, ':');
+        if (!colon) emu_die("TSEAL_EMU_FAIL=%s: expected KIND:N[+]", s);
+        for (int k = 0; k < F_KINDS; k++)
+            if (strlen(fault_names[k]) == (size_t)(colon - s) &&
+                !strncmp(s, fault_names[k], (size_t)(colon - s)))
+                p.kind = k;
+        char *end = NULL;
+        p.n = strtoul(colon + 1, &end, 10);
+        p.persistent = *end == '+';
+        if (p.kind < 0 || p.n == 0 || (*end && strcmp(end, "+")))
+            emu_die("TSEAL_EMU_FAIL=%s: expected KIND:N[+] with KIND one of malloc, hostalloc, "
+                    "copy, memset, launch, stream, event and N >= 1",
+                    s);
+        return p;
+    }();
+    return plan;
+}
+
+/* Count a call of `kind`; true when it is to fail. */
+bool inject(FaultKind kind) {
+    const FaultPlan &p = fault_plan();
+    const unsigned long i = ++g_fault_calls[kind];
+    return p.kind == (int)kind && (i == p.n || (p.persistent && i > p.n));
+}
+
 /* ---- memory ---------------------------------------------------------------------------------- */
 
 enum Kind { DEV, PINNED };
@@ -566,6 +628,10 @@ void tseal_emu_run(const tseal_emu_cfg &cfg, const char *kernel,
         set_err(cudaErrorInvalidDevice);
         return;
     }
+    if (inject(F_LAUNCH)) {
+        set_err(cudaErrorLaunchFailure);
+        return;
+    }
     /* The body holds its own copy of the arguments (taken at the launch, as CUDA does). */
     enqueue(cfg.stream, [cfg, kernel, body]() { run_grid(cfg, kernel, body); });
 }
@@ -728,6 +794,7 @@ bool is_pinned(const void *p, size_t n) {
 /* Copies: checked when issued, done in stream order; see the comment above for when they wait. */
 cudaError_t copy_on(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cudaStream_t s,
                     bool sync, const char *call) {
+    if (inject(F_COPY)) return set_err(cudaErrorLaunchFailure);
     cudaError_t e = check_copy(dst, src, n, kind, call);
     if (e != cudaSuccess || n == 0) return e;
     if (kind == cudaMemcpyHostToDevice && !is_pinned(src, n)) {
@@ -744,6 +811,7 @@ cudaError_t copy_on(void *dst, const void *src, size_t n, cudaMemcpyKind kind, c
 }
 
 cudaError_t memset_on(void *p, int v, size_t n, cudaStream_t s, bool sync, const char *call) {
+    if (inject(F_MEMSET)) return set_err(cudaErrorLaunchFailure);
     check_side(p, n, true, call, "destination");
     if (n) enqueue(s, [p, v, n] { memset(p, v, n); });
     if (sync) sync_stream(s);
@@ -855,6 +923,7 @@ cudaError_t cudaDeviceSynchronize() {
 }
 
 cudaError_t cudaMalloc(void **p, size_t bytes) {
+    if (inject(F_MALLOC)) return set_err(cudaErrorMemoryAllocation);
     return alloc(p, bytes, DEV);
 }
 cudaError_t cudaFree(void *p) {
@@ -862,6 +931,7 @@ cudaError_t cudaFree(void *p) {
     return release(p, DEV, "cudaFree");
 }
 cudaError_t cudaMallocAsync(void **p, size_t bytes, cudaStream_t) {
+    if (inject(F_MALLOC)) return set_err(cudaErrorMemoryAllocation);
     return alloc(p, bytes, DEV); /* usable by work enqueued after this call on any stream */
 }
 cudaError_t cudaFreeAsync(void *p, cudaStream_t s) {
@@ -874,9 +944,11 @@ cudaError_t cudaFreeAsync(void *p, cudaStream_t s) {
     return cudaSuccess;
 }
 cudaError_t cudaHostAlloc(void **p, size_t bytes, unsigned) {
+    if (inject(F_HOSTALLOC)) return set_err(cudaErrorMemoryAllocation);
     return alloc(p, bytes, PINNED);
 }
 cudaError_t cudaMallocHost(void **p, size_t bytes) {
+    if (inject(F_HOSTALLOC)) return set_err(cudaErrorMemoryAllocation);
     return alloc(p, bytes, PINNED);
 }
 cudaError_t cudaFreeHost(void *p) {
@@ -915,6 +987,7 @@ cudaError_t cudaStreamCreate(cudaStream_t *s) {
 }
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned flags) {
     if (!s) return set_err(cudaErrorInvalidValue);
+    if (inject(F_STREAM)) return set_err(cudaErrorMemoryAllocation);
     resolve(NULL); /* the legacy stream exists before any other */
     std::lock_guard<std::mutex> lk(g_streams_mu);
     *s = new_stream(flags, false);
@@ -956,6 +1029,7 @@ cudaError_t cudaEventCreate(cudaEvent_t *e) {
 }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t *e, unsigned flags) {
     if (!e) return set_err(cudaErrorInvalidValue);
+    if (inject(F_EVENT)) return set_err(cudaErrorMemoryAllocation);
     *e = new CUevent_st;
     (*e)->flags = flags;
     return cudaSuccess;

@@ -3,7 +3,8 @@
 # BUILD (default build-emu) with EMU=1 SAN=1 and calls this. Steps:
 #   0. the emulator's self-test (tests/emu/selftest.cu: one deliberate bug per case, each found);
 #   1. the GPU test suite (tests/gpu) and the memory scan of the GPU load path;
-#   2. the CLI end to end: synth, pack, `tseal load --check` with host and with GPU decryption;
+#   2. the CLI end to end: synth, pack, `tseal load --check` with host and with GPU decryption,
+#      and again with each kind of CUDA call failing in turn (fault.sh: clean errors, no leaks);
 #   3. `tseal bench gemv --cpu-check` and `tseal bench gpu` on small shapes (every result must be
 #      bit-exact; the timings of an emulator mean nothing).
 # Any ASan/UBSan report, emulator diagnostic (misaligned load, divergent shuffle, deadlock, bad
@@ -58,7 +59,7 @@ step gpu-tests "$B/tests/gpu" --jobs="$JOBS" --short-filename
 step memscan-gpu "$B/tests/unit" --jobs=1 --short-filename --filter 'memscan/gpu_*'
 
 T=$(cd "$B" && pwd)/tseal
-cli() {
+cli() (
     cd "$W" && "$T" synth --preset tiny -o model &&
         "$T" keygen --sign vendor -q && "$T" keygen --recipient bank -q &&
         "$T" pack model -o m.tseal --sign-key vendor.sign.key -r bank.pub --model-id emu/tiny \
@@ -66,8 +67,9 @@ cli() {
         "$T" load m.tseal --key bank.key --trust vendor.sign.pub --check --json &&
         "$T" load m.tseal --key bank.key --trust vendor.sign.pub --check --gpu-decrypt --staging 1 &&
         ! "$T" load m.tseal --key bank.key --trust bank.pub --check 2>/dev/null
-}
+)
 step cli-load cli
+step cuda-faults "$HERE/fault.sh" "$T"
 step bench-gemv "$T" bench gemv --shapes 1x4096,96x512,257x1000,3x40000 --batch 1,3,8,16 \
     --segment 64 --repeat 1 --cpu-check
 step bench-gpu "$T" bench gpu --shapes 64x512,300x1000 --segment 128 --repeat 1 --model "$W/model"
