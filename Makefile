@@ -128,6 +128,11 @@ $(BUILD)/tests/emu/emu.o: tests/emu/emu.cpp tests/emu/include/cuda_runtime.h
 	@$(if $(Q),echo "  CXX     $<")
 	$(Q)$(CXX) $(EMUFLAGS) -c $< -o $@
 
+# The memory scan alone (emu-test runs its GPU-path case without building the whole suite).
+$(BUILD)/tests/memscan: $(BUILD)/tests/test_memscan.o $(BUILD)/libtseal.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -pie $(LDFLAGS) -o $@ $< $(BUILD)/libtseal.a $(LIBS) -lcriterion
+
 # The emulator's own test: kernels with one deliberate bug each (tests/emu/selftest.cu).
 $(BUILD)/tests/emu/selftest: $(BUILD)/tests/emu/selftest.cu.o $(BUILD)/tests/emu/emu.o
 	@$(if $(Q),echo "  LD      $@")
@@ -303,7 +308,7 @@ gpu-test: all $(BUILD)/tests/gpu
 # tests, the GPU-path memory scan, `tseal load --check` and the GPU benchmarks on small shapes.
 emu-test: deps
 	@$(MAKE) --no-print-directory BUILD=build-emu EMU=1 SAN=1 OPT=-O1 \
-	  build-emu/tseal build-emu/tests/gpu build-emu/tests/unit build-emu/tests/emu/selftest
+	  build-emu/tseal build-emu/tests/gpu build-emu/tests/memscan build-emu/tests/emu/selftest
 	@tests/emu/run.sh build-emu
 
 format:

@@ -59,7 +59,7 @@ step gpu-tests "$B/tests/gpu" --jobs="$JOBS" --short-filename
 # The GEMV's work plans depend on the SM count: once more with the H100's 132.
 step gpu-gemv-132sms env TSEAL_EMU_SMS=132 "$B/tests/gpu" --jobs="$JOBS" --short-filename \
     --filter 'gpu_gemv/@(short_and_wide|shapes_and_kinds|segment_sizes)'
-step memscan-gpu "$B/tests/unit" --jobs=1 --short-filename --filter 'memscan/gpu_*'
+step memscan-gpu "$B/tests/memscan" --jobs=1 --short-filename --filter 'memscan/gpu_*'
 
 T=$(cd "$B" && pwd)/tseal
 cli() (
