@@ -308,7 +308,8 @@ gpu-test: all $(BUILD)/tests/gpu
 # tests, the GPU-path memory scan, `tseal load --check` and the GPU benchmarks on small shapes.
 emu-test: deps
 	@$(MAKE) --no-print-directory BUILD=build-emu EMU=1 SAN=1 OPT=-O1 \
-	  build-emu/tseal build-emu/tests/gpu build-emu/tests/memscan build-emu/tests/emu/selftest
+	  build-emu/tseal build-emu/libtseal.so build-emu/tests/gpu build-emu/tests/memscan \
+	  build-emu/tests/emu/selftest
 	@tests/emu/run.sh build-emu
 
 format:

@@ -5,7 +5,8 @@
 #   1. the GPU test suite (tests/gpu) and the memory scan of the GPU load path;
 #   2. the CLI end to end: synth, pack, `tseal load --check` with host and with GPU decryption,
 #      and again with each kind of CUDA call failing in turn (fault.sh: clean errors, no leaks);
-#   3. `tseal bench gemv --cpu-check` and `tseal bench gpu` on small shapes (every result must be
+#   3. the Python package's tests over the emulated libtseal.so;
+#   4. `tseal bench gemv --cpu-check` and `tseal bench gpu` on small shapes (every result must be
 #      bit-exact; the timings of an emulator mean nothing).
 # Any ASan/UBSan report, emulator diagnostic (misaligned load, divergent shuffle, deadlock, bad
 # copy, device memory leaked at exit) or failed check fails the run.
@@ -73,6 +74,18 @@ cli() (
 )
 step cli-load cli
 step cuda-faults "$HERE/fault.sh" "$T"
+# The Python package over the emulated libtseal.so (ASan preloaded into python3): its GPU tests
+# that need no torch (load_gpu, check) run; the torch ones skip without torch.
+pytests() {
+    LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 \
+        PYTHONDONTWRITEBYTECODE=1 TSEAL_LIB=$(cd "$B" && pwd)/libtseal.so TSEAL_BIN=$T \
+        /usr/bin/python3 -m pytest -q -p no:cacheprovider -rs "$HERE/../python"
+}
+if /usr/bin/python3 -c 'import numpy, pytest' 2>/dev/null; then
+    step python pytests
+else
+    echo "  skip  python (python3 with numpy and pytest not installed: make python-deps)"
+fi
 step bench-gemv "$T" bench gemv --shapes 1x4096,96x512,257x1000,3x40000 --batch 1,3,8,16 \
     --segment 64 --repeat 1 --cpu-check
 step bench-gpu "$T" bench gpu --shapes 64x512,300x1000 --segment 128 --repeat 1 --model "$W/model"
