@@ -21,34 +21,8 @@
 #include "../codec/huffman.h"
 #include "decode.cuh"
 #include "gpu_internal.h"
+#include "cuda_check.h"
 #include "gpu_tensor.cuh"
-
-/* ---- errors and device selection ------------------------------------------------------------- */
-
-static int cuda_fail(cudaError_t e, const char *call, const char *what) {
-    (void)cudaGetLastError(); /* clear a non-sticky error so later calls start clean */
-    /* `call` is the stringified call expression: name the function only. */
-    return tseal_err(e == cudaErrorMemoryAllocation ? TSEAL_E_NOMEM : TSEAL_E_CUDA,
-                     "%s: %.*s failed: %s (%s)", what, (int)strcspn(call, "("), call,
-                     cudaGetErrorString(e), cudaGetErrorName(e));
-}
-
-#define CUDA_TRY(call, what)                                                                       \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        if (e_ != cudaSuccess) return cuda_fail(e_, #call, what);                                  \
-    } while (0)
-
-/* Make `device` current for this thread; `*prev` receives the old one for dev_leave. */
-static int dev_enter(int device, int *prev, const char *what) {
-    CUDA_TRY(cudaGetDevice(prev), what);
-    if (*prev != device) CUDA_TRY(cudaSetDevice(device), what);
-    return 0;
-}
-
-static void dev_leave(int device, int prev) {
-    if (prev != device) (void)cudaSetDevice(prev);
-}
 
 static bool add_ovf(uint64_t a, uint64_t b, uint64_t *r) {
     return __builtin_add_overflow(a, b, r);

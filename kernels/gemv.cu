@@ -14,6 +14,7 @@
 #include "tseal.h"
 #include "decode.cuh"
 #include "gemv.cuh"
+#include "cuda_check.h"
 #include "gpu_tensor.cuh"
 
 static_assert(sizeof(tseal_gemv_err) == sizeof(tseal_gpu_err), "error record layouts differ");
@@ -29,31 +30,6 @@ static_assert(TSEAL_GEMV_PIECE_TILES_MAX <= (1u << (TSEAL_GEMV_STACK_LEVELS - 1)
 static_assert(TSEAL_GEMV_FLAT_SEG_LOG2 >= TSEAL_SEG_LOG2_MIN &&
                   TSEAL_GEMV_FLAT_SEG_LOG2 <= TSEAL_SEG_LOG2_MAX,
               "flat segment size out of range");
-
-/* ---- errors and devices ---------------------------------------------------------------------- */
-
-static int cuda_fail(cudaError_t e, const char *call, const char *what) {
-    (void)cudaGetLastError();
-    return tseal_err(e == cudaErrorMemoryAllocation ? TSEAL_E_NOMEM : TSEAL_E_CUDA,
-                     "%s: %.*s failed: %s (%s)", what, (int)strcspn(call, "("), call,
-                     cudaGetErrorString(e), cudaGetErrorName(e));
-}
-
-#define CUDA_TRY(call, what)                                                                       \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        if (e_ != cudaSuccess) return cuda_fail(e_, #call, what);                                  \
-    } while (0)
-
-static int dev_enter(int device, int *prev, const char *what) {
-    CUDA_TRY(cudaGetDevice(prev), what);
-    if (*prev != device) CUDA_TRY(cudaSetDevice(device), what);
-    return 0;
-}
-
-static void dev_leave(int device, int prev) {
-    if (prev != device) (void)cudaSetDevice(prev);
-}
 
 /* ---- kernels, occupancy ---------------------------------------------------------------------- */
 
