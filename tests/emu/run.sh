@@ -3,7 +3,8 @@
 # BUILD (default build-emu) with EMU=1 SAN=1 and calls this. Steps:
 #   0. the emulator's self-test (tests/emu/selftest.cu: one deliberate bug per case, each found);
 #   1. the GPU test suite (tests/gpu) and the memory scan of the GPU load path;
-#   2. the CLI end to end: synth, pack, `tseal load --check` with host and with GPU decryption,
+#   2. the CLI end to end: `make demo`'s script (its GPU step included), synth, pack,
+#      `tseal load --check` with host and with GPU decryption,
 #      and again with each kind of CUDA call failing in turn (fault.sh: clean errors, no leaks);
 #   3. the Python package's tests over the emulated libtseal.so;
 #   4. `tseal bench gemv --cpu-check` and `tseal bench gpu` on small shapes (every result must be
@@ -73,6 +74,7 @@ cli() (
         ! "$T" load m.tseal --key bank.key --trust bank.pub --check 2>/dev/null
 )
 step cli-load cli
+step demo "$HERE/../../bench/demo.sh" "$B"
 step cuda-faults "$HERE/fault.sh" "$T"
 # The Python package over the emulated libtseal.so (ASan preloaded into python3): its GPU tests
 # that need no torch (load_gpu, check) run; the torch ones skip without torch.
