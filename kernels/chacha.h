@@ -57,6 +57,40 @@ TSEAL_BITS_HD void tseal_chacha_chunk_nonce(uint64_t chunk, int last, uint32_t n
 }
 
 /*
+ * XOR a keystream block into p[0..n), n <= 64. Byte i of the keystream is byte i % 4 of ks[i / 4]
+ * (little endian), so a whole block is 16 word XORs: four 16-byte accesses on the device when p
+ * is 16-byte aligned. Every index into ks is a constant after unrolling, so ks stays in
+ * registers (a runtime index would put it in local memory).
+ */
+TSEAL_BITS_HD void tseal_chacha_xor_ks(uint8_t *p, unsigned n, const uint32_t ks[16]) {
+#ifdef __CUDA_ARCH__
+    if (n == TSEAL_CHACHA_BLOCK && ((uintptr_t)p & 15) == 0) {
+        uint4 *v = (uint4 *)p;
+#pragma unroll
+        for (int q = 0; q < 4; q++) {
+            uint4 d = v[q];
+            d.x ^= ks[4 * q];
+            d.y ^= ks[4 * q + 1];
+            d.z ^= ks[4 * q + 2];
+            d.w ^= ks[4 * q + 3];
+            v[q] = d;
+        }
+        return;
+    }
+#define TSEAL_CHACHA_UNROLL _Pragma("unroll")
+#else
+#define TSEAL_CHACHA_UNROLL
+#endif
+    TSEAL_CHACHA_UNROLL
+    for (unsigned w = 0; w < 16; w++) {
+        TSEAL_CHACHA_UNROLL
+        for (unsigned k = 0; k < 4; k++)
+            if (4 * w + k < n) p[4 * w + k] ^= (uint8_t)(ks[w] >> (8 * k));
+    }
+#undef TSEAL_CHACHA_UNROLL
+}
+
+/*
  * Block `b` of a run of chunks laid out back to back without tags (chunk_size bytes each, a
  * multiple of 64, the last one possibly shorter): XOR its keystream into p[0..n), n <= 64.
  * `chunk0` is the index of the run's first chunk, `last_chunk` that of the segment's last.
@@ -69,7 +103,7 @@ TSEAL_BITS_HD void tseal_chacha_xor_block(uint8_t *p, unsigned n, const uint32_t
     uint32_t nonce[3], ks[16];
     tseal_chacha_chunk_nonce(chunk, chunk == last_chunk, nonce);
     tseal_chacha20_block(key, 1u + (uint32_t)(b % per_chunk), nonce, ks);
-    for (unsigned i = 0; i < n; i++) p[i] ^= (uint8_t)(ks[i / 4] >> (8 * (i % 4)));
+    tseal_chacha_xor_ks(p, n, ks);
 }
 
 /* The 32-byte key as little-endian words. */

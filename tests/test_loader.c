@@ -507,6 +507,11 @@ Test(loader, chacha_reference_decrypts_like_the_aead) {
     memcpy(x, run + 2 * cs, len - 2 * cs); /* a piece starting at chunk 2 */
     tseal_chacha_xor_ref(x, len - 2 * cs, key, 2, cs, chunks - 1);
     cr_assert_eq(memcmp(x, pt + 2 * cs, len - 2 * cs), 0, "piece from chunk 2");
+    uint8_t *u = malloc(len + 1); /* not aligned: the byte path of the XOR */
+    memcpy(u + 1, run, len);
+    tseal_chacha_xor_ref(u + 1, len, key, 0, cs, chunks - 1);
+    cr_assert_eq(memcmp(u + 1, pt, len), 0, "unaligned run");
+    free(u);
     memcpy(x, run, cs); /* the last-chunk flag matters: chunk 0 as if it were the last differs */
     tseal_chacha_xor_ref(x, cs, key, 0, cs, 0);
     cr_assert_neq(memcmp(x, pt, cs), 0);
