@@ -56,12 +56,13 @@ endif
 
 ifeq ($(EMU),1)
 CXX     ?= g++
+# (a variable: a literal comma inside $(if ...) would split its arguments)
+EMU_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LIBS    += -lstdc++
 EMUFLAGS = -std=c++17 $(OPT) -g -pthread -fPIC -fstack-protector-strong -Wall -Wextra -Werror \
            -Wno-unknown-pragmas -Wno-unused-function -ffp-contract=off -Itests/emu/include $(INC) -DTSEAL_CUDA=1 \
            -D__CUDACC__ -D__CUDA_ARCH__=900 -include cuda_runtime.h \
-           $(if $(filter 1,$(SAN)),-fsanitize=address,undefined -fno-omit-frame-pointer \
-             -fno-sanitize-recover=undefined)
+           $(if $(filter 1,$(SAN)),$(EMU_SAN))
 else ifeq ($(CUDA),1)
 CUDA_LIBDIR := $(CUDA_HOME)/lib64
 LIBS    += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcudart -lstdc++
@@ -136,7 +137,7 @@ $(BUILD)/tests/memscan: $(BUILD)/tests/test_memscan.o $(BUILD)/libtseal.a
 # The emulator's own test: kernels with one deliberate bug each (tests/emu/selftest.cu).
 $(BUILD)/tests/emu/selftest: $(BUILD)/tests/emu/selftest.cu.o $(BUILD)/tests/emu/emu.o
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CXX) -pie $(LDFLAGS) -o $@ $^ $(if $(filter 1,$(SAN)),-fsanitize=address,undefined) -ldl
+	$(Q)$(CXX) -pie $(LDFLAGS) -o $@ $^ $(if $(filter 1,$(SAN)),$(EMU_SAN)) -ldl
 else
 $(BUILD)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)

@@ -9,6 +9,7 @@
  *   divergent_shfl   a full-mask shuffle that half the warp skips: emulator error
  *   deadlock         half a warp at __syncthreads, the other half at a shuffle: emulator error
  *   misaligned_ldg   a 16-byte __ldg of an 8-byte aligned address: emulator error
+ *   misaligned_store a 16-byte store to an 8-byte aligned address: UBSan error
  *   out_of_bounds    a store one element past a cudaMalloc buffer: ASan error
  *   bad_copy         cudaMemcpy host-to-device into host memory: emulator error
  *   leak             device memory never freed: emulator error at exit
@@ -54,6 +55,10 @@ __global__ void deadlock_kernel(unsigned *out) {
 
 __global__ void ldg_kernel(const uint4 *p, unsigned *out) {
     out[threadIdx.x] = __ldg(p).x;
+}
+
+__global__ void vec_store_kernel(uint4 *p) {
+    p[threadIdx.x] = make_uint4(1, 2, 3, 4);
 }
 
 __global__ void store_kernel(unsigned *out, unsigned n) {
@@ -145,6 +150,8 @@ int main(int argc, char **argv) {
         deadlock_kernel<<<1, 32>>>(d);
     } else if (!strcmp(c, "misaligned_ldg")) {
         ldg_kernel<<<1, 1>>>((const uint4 *)(d + 2), d);
+    } else if (!strcmp(c, "misaligned_store")) {
+        vec_store_kernel<<<1, 1>>>((uint4 *)(d + 2));
     } else if (!strcmp(c, "out_of_bounds")) {
         store_kernel<<<1, 65>>>(d, 64);
     } else if (!strcmp(c, "bad_copy")) {
