@@ -415,12 +415,11 @@ void try_release_warp(Launch &L, unsigned w) {
 
 void fiber_entry() {
     Launch &L = *g_run;
-    Fiber &f = *L.cur;
 #if EMU_ASAN
     __sanitizer_finish_switch_fiber(NULL, &L.main_bottom, &L.main_size);
 #endif
     (*L.body)();
-    Fiber &g = *L.cur; /* same fiber */
+    Fiber &g = *L.cur; /* this fiber */
     g.st = DONE;
     L.live--;
     Warp &W = L.warps[g.warp];
@@ -428,7 +427,6 @@ void fiber_entry() {
     W.live_mask &= ~(1u << g.lane);
     try_release_barrier(L);
     try_release_warp(L, g.warp);
-    (void)f;
 #if EMU_ASAN
     __sanitizer_start_switch_fiber(NULL, L.main_bottom, L.main_size);
 #endif
