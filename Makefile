@@ -17,6 +17,9 @@ NVCC    ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/
 CUDA    ?= $(if $(NVCC),1,0)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CUDA_ARCH ?= sm_90
+# KERNEL_DEFS: -D options for the kernels only (nvcc, or g++ under EMU=1), e.g. the earlier
+# control flow kept for measuring against: -DTSEAL_GEMV_INLINE_CHUNKS=1 -DTSEAL_DECODE_INLINE_CHUNKS=1
+KERNEL_DEFS ?=
 # EMU=1: the CUDA emulator (tests/emu/README.md): kernels/*.cu built by g++, run on CPU fibers.
 EMU     ?= 0
 ifeq ($(EMU),1)
@@ -61,7 +64,7 @@ EMU_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 LIBS    += -lstdc++
 EMUFLAGS = -std=c++17 $(OPT) -g -pthread -fPIC -fstack-protector-strong -Wall -Wextra -Werror \
            -Wno-unknown-pragmas -Wno-unused-function -ffp-contract=off -Itests/emu/include $(INC) -DTSEAL_CUDA=1 \
-           -D__CUDACC__ -D__CUDA_ARCH__=900 -include cuda_runtime.h \
+           -D__CUDACC__ -D__CUDA_ARCH__=900 -include cuda_runtime.h $(KERNEL_DEFS) \
            $(if $(filter 1,$(SAN)),$(EMU_SAN))
 else ifeq ($(CUDA),1)
 CUDA_LIBDIR := $(CUDA_HOME)/lib64
@@ -70,7 +73,7 @@ LIBS    += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcublas -lcudart -lstdc++
 # exactly what the source (and the C reference, and the emulator of make emu-test) computes;
 # the GEMV's fused multiply-adds are explicit (__fmaf_rn).
 NVFLAGS := -arch=$(CUDA_ARCH) -O3 -lineinfo -std=c++17 --fmad=false $(INC) -DTSEAL_CUDA=1 \
-           -Xcompiler -fPIC,-Wall,-Wextra,-Werror,-fstack-protector-strong
+           $(KERNEL_DEFS) -Xcompiler -fPIC,-Wall,-Wextra,-Werror,-fstack-protector-strong
 endif
 
 # Library sources, split by dependency (common <- codec <- packager/crypto <- loader/policy).

@@ -169,7 +169,34 @@ template <bool VEC> struct tseal_gpu_out8 {
         acc |= (uint64_t)sym << (8 * n); /* n <= 7 */
         if (++n == lim) flush();
     }
+
+    /* Buffer the c symbols of a multi-symbol entry (bytes 0..c-1 of syms, the rest zero);
+     * n < lim before, n may pass lim after (then flush_carry). */
+    __host__ __device__ __forceinline__ void take(uint64_t syms, uint32_t c) {
+        acc |= syms << (8 * n); /* n <= 7; symbols past bit 63 are in syms for flush_carry */
+        n += c;
+    }
+
+    /* n >= lim: write the chunk, keep the n - lim symbols of the last entry (syms, c). */
+    __host__ __device__ __forceinline__ void flush_carry(uint64_t syms, uint32_t c) {
+        const uint32_t extra = n - lim;
+        flush();
+        acc = syms >> (8 * (c - extra));
+        n = extra;
+    }
 };
+
+/*
+ * Control flow of the fast path. The lanes of a warp fill their 8-symbol chunks after different
+ * numbers of lookups. By default the lookups run in an inner loop until the chunk is full and
+ * the chunk's join and store follow it, so the warp runs them once per chunk with all lanes;
+ * TSEAL_DECODE_INLINE_CHUNKS=1 builds the earlier form (the store inside the lookup loop, run
+ * in nearly every lookup for the few lanes that just filled a chunk), kept to be measured
+ * against. Both write the same bytes.
+ */
+#ifndef TSEAL_DECODE_INLINE_CHUNKS
+#define TSEAL_DECODE_INLINE_CHUNKS 0
+#endif
 
 /*
  * Decode one segment: `nsyms` exponents from `seg_len` bits starting at bit `start` of the
@@ -194,21 +221,35 @@ TSEAL_GPU_HD uint32_t tseal_gpu_decode_segment(const uint32_t *words, uint64_t s
 
     uint32_t used = 0, left = nsyms;
     /* Fast path: a whole entry (<= TSEAL_DTAB_BITS bits, <= 3 symbols) lies inside the segment. */
-    while (left >= TSEAL_DTAB_MAX_SYMS && used + TSEAL_DTAB_BITS <= seg_len) {
-        if (avail <= 32) {
-            buf |= (uint64_t)tseal_gpu_bswap32(words[wi++]) << (32 - avail);
-            avail += 32;
+    if (TSEAL_DECODE_INLINE_CHUNKS) {
+        while (left >= TSEAL_DTAB_MAX_SYMS && used + TSEAL_DTAB_BITS <= seg_len) {
+            const uint32_t e = tseal_gpu_lookup(words, dtab, &buf, &avail, &wi);
+            if (!e) return TSEAL_GPU_ERR_TABLE;
+            const uint32_t c = TSEAL_DTAB_COUNT(e);
+            used += TSEAL_DTAB_NBITS(e);
+            left -= c;
+            o.push(e & 0xFFu);
+            if (c > 1) o.push((e >> 8) & 0xFFu);
+            if (c > 2) o.push((e >> 16) & 0xFFu);
         }
-        const uint32_t e = dtab[buf >> (64 - TSEAL_DTAB_BITS)];
-        const uint32_t c = TSEAL_DTAB_COUNT(e), nb = TSEAL_DTAB_NBITS(e);
-        if (c == 0 || nb == 0) return TSEAL_GPU_ERR_TABLE;
-        buf <<= nb;
-        avail -= nb;
-        used += nb;
-        left -= c;
-        o.push(e & 0xFFu);
-        if (c > 1) o.push((e >> 8) & 0xFFu);
-        if (c > 2) o.push((e >> 16) & 0xFFu);
+    } else {
+        for (;;) {
+            uint32_t c = 0;
+            uint64_t syms = 0;
+            while (o.n < o.lim && left >= TSEAL_DTAB_MAX_SYMS &&
+                   used + TSEAL_DTAB_BITS <= seg_len) {
+                const uint32_t e = tseal_gpu_lookup(words, dtab, &buf, &avail, &wi);
+                if (!e) return TSEAL_GPU_ERR_TABLE;
+                c = TSEAL_DTAB_COUNT(e);
+                used += TSEAL_DTAB_NBITS(e);
+                left -= c;
+                syms = e & 0xFFFFFFu; /* unused symbol bytes are zero */
+                o.take(syms, c);
+            }
+            /* the fast region ended first (lim == 0: the segment is complete) */
+            if (o.n < o.lim || o.lim == 0) break;
+            o.flush_carry(syms, c);
+        }
     }
     /* Tail: one code at a time, each checked against the segment end. */
     while (left > 0) {

@@ -499,11 +499,24 @@ TSEAL_GEMV_HD void tseal_gemv_bf16_chunk(const tseal_gemv_args *a, int vec, unsi
  * register (first in bits 0..7); a lookup of c symbols that completes a chunk leaves its last
  * (n - 8) symbols for the next one. dtab/code_len: the shared-memory copies. Returns 0 or
  * TSEAL_GEMV_ERR_* (p is then unspecified).
+ *
+ * Control flow (not the arithmetic: both forms make the same chunks in the same order). The
+ * lanes of a warp fill their chunks after different numbers of lookups (1-3 symbols each). By
+ * default the lookups run in an inner loop until the chunk is full and the multiply follows it,
+ * so the warp runs the multiply (loads, joins, batch x 8 FMAs) once per chunk with all lanes.
+ * TSEAL_GEMV_INLINE_CHUNKS=1 builds the earlier form, the multiply inside the lookup loop: the
+ * warp then runs it in nearly every lookup, each time for the few lanes that just filled a chunk
+ * (kept to be measured against; `inline_chunks` selects it in the C tests).
  */
+#ifndef TSEAL_GEMV_INLINE_CHUNKS
+#define TSEAL_GEMV_INLINE_CHUNKS 0
+#endif
+
 TSEAL_GEMV_HD uint32_t tseal_gemv_seg_huff(const tseal_gemv_args *a, int vec, unsigned nb,
-                                           uint64_t elem, uint64_t col, uint32_t nsyms,
-                                           uint64_t start, uint32_t seg_len, const uint32_t *dtab,
-                                           const uint8_t *code_len, float *p) {
+                                           int inline_chunks, uint64_t elem, uint64_t col,
+                                           uint32_t nsyms, uint64_t start, uint32_t seg_len,
+                                           const uint32_t *dtab, const uint8_t *code_len,
+                                           float *p) {
     if (start > a->exp_bits || seg_len > a->exp_bits - start) return TSEAL_GEMV_ERR_BOUNDS;
     uint64_t wi = start >> 5;
     const uint32_t s0 = (uint32_t)(start & 31);
@@ -511,27 +524,45 @@ TSEAL_GEMV_HD uint32_t tseal_gemv_seg_huff(const tseal_gemv_args *a, int vec, un
     uint32_t avail = 32 - s0, used = 0, left = nsyms, n = 0;
     uint64_t acc = 0;
 
-    while (left >= TSEAL_DTAB_MAX_SYMS && used + TSEAL_DTAB_BITS <= seg_len) {
-        if (avail <= 32) {
-            buf |= (uint64_t)tseal_gpu_bswap32(tseal_gemv_ldw(a->exp_words, wi++)) << (32 - avail);
-            avail += 32;
+    if (inline_chunks) {
+        while (left >= TSEAL_DTAB_MAX_SYMS && used + TSEAL_DTAB_BITS <= seg_len) {
+            const uint32_t e = tseal_gpu_lookup(a->exp_words, dtab, &buf, &avail, &wi);
+            if (!e) return TSEAL_GEMV_ERR_TABLE;
+            const uint32_t c = TSEAL_DTAB_COUNT(e);
+            used += TSEAL_DTAB_NBITS(e);
+            left -= c;
+            const uint64_t syms = e & 0xFFFFFFu; /* unused symbol bytes are zero */
+            acc |= syms << (8 * n);              /* n <= 7; bytes past the chunk fall off */
+            n += c;
+            if (n >= TSEAL_GEMV_CHUNK) {
+                n -= TSEAL_GEMV_CHUNK;
+                tseal_gemv_plane_chunk(a, vec, nb, elem, col, TSEAL_GEMV_CHUNK, acc, p);
+                elem += TSEAL_GEMV_CHUNK;
+                col += TSEAL_GEMV_CHUNK;
+                acc = syms >> (8 * (c - n)); /* the n symbols that did not fit */
+            }
         }
-        const uint32_t e = dtab[buf >> (64 - TSEAL_DTAB_BITS)];
-        const uint32_t c = TSEAL_DTAB_COUNT(e), nbits = TSEAL_DTAB_NBITS(e);
-        if (c == 0 || nbits == 0) return TSEAL_GEMV_ERR_TABLE;
-        buf <<= nbits;
-        avail -= nbits;
-        used += nbits;
-        left -= c;
-        const uint64_t syms = e & 0xFFFFFFu; /* unused symbol bytes are zero */
-        acc |= syms << (8 * n);              /* n <= 7; bytes past the chunk fall off */
-        n += c;
-        if (n >= TSEAL_GEMV_CHUNK) {
-            n -= TSEAL_GEMV_CHUNK;
+    } else {
+        for (;;) {
+            uint64_t syms = 0;
+            uint32_t c = 0;
+            while (n < TSEAL_GEMV_CHUNK && left >= TSEAL_DTAB_MAX_SYMS &&
+                   used + TSEAL_DTAB_BITS <= seg_len) {
+                const uint32_t e = tseal_gpu_lookup(a->exp_words, dtab, &buf, &avail, &wi);
+                if (!e) return TSEAL_GEMV_ERR_TABLE;
+                c = TSEAL_DTAB_COUNT(e);
+                used += TSEAL_DTAB_NBITS(e);
+                left -= c;
+                syms = e & 0xFFFFFFu;
+                acc |= syms << (8 * n); /* n <= 7 */
+                n += c;
+            }
+            if (n < TSEAL_GEMV_CHUNK) break; /* the fast region ended first */
+            n -= TSEAL_GEMV_CHUNK;           /* n <= 2: symbols of the last lookup past the chunk */
             tseal_gemv_plane_chunk(a, vec, nb, elem, col, TSEAL_GEMV_CHUNK, acc, p);
             elem += TSEAL_GEMV_CHUNK;
             col += TSEAL_GEMV_CHUNK;
-            acc = syms >> (8 * (c - n)); /* the n symbols that did not fit */
+            acc = syms >> (8 * (c - n));
         }
     }
     while (left > 0) {
@@ -568,8 +599,8 @@ TSEAL_GEMV_HD uint32_t tseal_gemv_seg_huff(const tseal_gemv_args *a, int vec, un
  * 0x7FC0). `kind` and `vec` are compile-time constants in the kernels.
  */
 TSEAL_GEMV_HD uint32_t tseal_gemv_segment(const tseal_gemv_args *a, int kind, int vec, unsigned nb,
-                                          const tseal_gemv_slot *s, uint64_t start,
-                                          uint32_t seg_len, const uint32_t *dtab,
+                                          int inline_chunks, const tseal_gemv_slot *s,
+                                          uint64_t start, uint32_t seg_len, const uint32_t *dtab,
                                           const uint8_t *code_len, float *p) {
     const uint64_t k = a->plan.k, col = s->i << a->plan.seg_log2;
     const uint64_t left = k - col, S = (uint64_t)1 << a->plan.seg_log2;
@@ -579,7 +610,8 @@ TSEAL_GEMV_HD uint32_t tseal_gemv_segment(const tseal_gemv_args *a, int kind, in
     for (unsigned b = 0; b < nb; b++) p[b] = -0.0f;
     uint32_t f = 0;
     if (kind == TSEAL_GEMV_KIND_HUFF) {
-        f = tseal_gemv_seg_huff(a, vec, nb, elem, col, nsyms, start, seg_len, dtab, code_len, p);
+        f = tseal_gemv_seg_huff(a, vec, nb, inline_chunks, elem, col, nsyms, start, seg_len, dtab,
+                                code_len, p);
     } else if (kind == TSEAL_GEMV_KIND_CONST) {
         const uint64_t e8 = (uint64_t)(a->const_exp & 0xFFu) * 0x0101010101010101ull;
         for (uint32_t c = 0; c < nsyms; c += TSEAL_GEMV_CHUNK) {
@@ -684,7 +716,8 @@ tseal_gemv_warp_segment(const tseal_gemv_args *a, const tseal_gemv_slot *s, unsi
 #pragma unroll
     for (int b = 0; b < NB; b++) p[b] = -0.0f;
     if (s->active) {
-        const uint32_t f = tseal_gemv_segment(a, KIND, VEC, NB, s, start, len, dtab, code_len, p);
+        const uint32_t f = tseal_gemv_segment(a, KIND, VEC, NB, TSEAL_GEMV_INLINE_CHUNKS, s, start,
+                                              len, dtab, code_len, p);
         if (f) tseal_gemv_flag(a->err, s->row * a->plan.segs_per_row + s->i, f);
     }
 }

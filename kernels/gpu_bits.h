@@ -6,6 +6,9 @@
 #define TSEAL_GPU_BITS_H
 
 #include <stdint.h>
+#include <string.h>
+
+#include "tseal_layout.h"
 
 #if defined(__CUDACC__)
 #define TSEAL_BITS_HD static __forceinline__ __host__ __device__
@@ -28,6 +31,33 @@ TSEAL_BITS_HD uint32_t tseal_gpu_shr64(uint32_t lo, uint32_t hi, uint32_t s) {
 #else
     return (uint32_t)((((uint64_t)hi << 32) | lo) >> (s & 31));
 #endif
+}
+
+/*
+ * One multi-symbol lookup of a segment's fast path. The bit buffer `buf` holds the next `avail`
+ * bits of the MSB-first exponent stream, left-aligned; word `wi` is the next to load. Refill
+ * when 32 or fewer bits are left, look the next TSEAL_DTAB_BITS bits up in `dtab`, consume the
+ * entry's bits. Returns the entry, or 0 if it has no symbols or no bits (invalid code lengths).
+ */
+TSEAL_BITS_HD uint32_t tseal_gpu_lookup(const uint32_t *words, const uint32_t *dtab, uint64_t *buf,
+                                        uint32_t *avail, uint64_t *wi) {
+    if (*avail <= 32) {
+#ifdef __CUDA_ARCH__
+        const uint32_t w = __ldg(words + *wi);
+#else
+        uint32_t w;
+        memcpy(&w, (const uint8_t *)words + 4 * *wi, 4);
+#endif
+        (*wi)++;
+        *buf |= (uint64_t)tseal_gpu_bswap32(w) << (32 - *avail);
+        *avail += 32;
+    }
+    const uint32_t e = dtab[*buf >> (64 - TSEAL_DTAB_BITS)];
+    const uint32_t nbits = TSEAL_DTAB_NBITS(e);
+    if (TSEAL_DTAB_COUNT(e) == 0 || nbits == 0) return 0;
+    *buf <<= nbits;
+    *avail -= nbits;
+    return e;
 }
 
 #endif

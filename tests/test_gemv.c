@@ -141,6 +141,7 @@ typedef struct {
     int kind;
     uint32_t dtab[TSEAL_DTAB_SIZE];
     uint16_t stab[TSEAL_DTAB_SIZE];
+    int inline_chunks; /* the kernel's TSEAL_GEMV_INLINE_CHUNKS (both forms give the same bits) */
 } emu;
 
 /* Kernel arguments over a host view (the device copy has the same bytes). */
@@ -209,8 +210,8 @@ static void emu_lanes(emu *e, const tseal_gemv_slot sl[32], int vec, unsigned nb
             tseal_gemv_scan_pick(a, j0, j, inc_lo[src] - len_lo[src], len_lo[src],
                                  inc_hi[src] - len_hi[src], len_hi[src], &starts[l], &lens[l]);
         }
-        uint32_t f = tseal_gemv_segment(a, e->kind, vec, nb, &sl[l], starts[l], lens[l], e->dtab,
-                                        a->code_len, p[l]);
+        uint32_t f = tseal_gemv_segment(a, e->kind, vec, nb, e->inline_chunks, &sl[l], starts[l],
+                                        lens[l], e->dtab, a->code_len, p[l]);
         if (f) tseal_gemv_flag(err, j, f);
     }
 }
@@ -337,13 +338,16 @@ static int check_x(const uint16_t *w, uint64_t n, uint64_t k, unsigned seg_log2,
             const unsigned nb = (pi & 1) ? (unsigned)tseal_gemv_pow2_ceil(batch) : batch;
             memset(got, 0xA5, batch * n * 2);
             emu_init(&e, &c.v, x, got, batch);
+            e.inline_chunks = pi == 1;
             tseal_gemv_err err = {0, 0, 0};
             emu_run(&e, vec, nb, plans[pi], &err);
             cr_assert_eq(err.flags, 0u, "%s: emulated kernel flagged segment %llu", label,
                          (unsigned long long)~err.seg_inv);
             char l2[512];
-            snprintf(l2, sizeof l2, "%s (emulated kernel, vec %d, plan %llu: %llu pieces)", label,
-                     vec, (unsigned long long)plans[pi], (unsigned long long)e.a.plan.pieces);
+            snprintf(l2, sizeof l2,
+                     "%s (emulated kernel, vec %d, plan %llu: %llu pieces, inline chunks %d)",
+                     label, vec, (unsigned long long)plans[pi], (unsigned long long)e.a.plan.pieces,
+                     e.inline_chunks);
             assert_same(got, want, n, batch, l2);
         }
     const int mode = c.v.mode;
@@ -774,6 +778,7 @@ Test(gemv_lane, corrupt_streams) {
         const int dec_rc = tseal_codec_decode_ref(&c.v, dec);
         const int ref_rc = tseal_gemv_ref_ct(&c.v, x, y_ref, 2);
         emu_init(&e, &c.v, x, y_emu, 2);
+        e.inline_chunks = (int)(it & 1);
         tseal_gemv_err err = {0, 0, 0};
         emu_run(&e, 1, 2, 1, &err);
         if (dec_rc) {
