@@ -13,6 +13,7 @@
 
 #include "bench.h"
 #include "internal.h"
+#include "simt_model.h"
 
 static const unsigned limits[] = {8, 9, 10, 11, 12, 13, 14, 16, TSEAL_HUFF_MAX_MEASURE_BITS};
 #define NLIMITS (sizeof limits / sizeof limits[0])
@@ -26,7 +27,8 @@ typedef struct {
     double enc_s, ref_s, fast1_s, fastn_s, zstd3_s, zstd19_s;
     uint64_t zstd3_bytes, zstd19_bytes;
     int exact;
-    cJSON *tensor_list; /* per-tensor objects when requested */
+    tseal_simt_counts simt; /* warp model of the GPU decode loop (simt_model.h) */
+    cJSON *tensor_list;     /* per-tensor objects when requested */
 } acc_t;
 
 void tseal_bench_codec_opts_default(tseal_bench_codec_opts *o) {
@@ -55,6 +57,12 @@ static void acc_add(acc_t *a, const acc_t *b) {
     a->zstd3_bytes += b->zstd3_bytes;
     a->zstd19_bytes += b->zstd19_bytes;
     a->exact = a->exact && b->exact;
+    a->simt.warps += b->simt.warps;
+    a->simt.lane_chunks += b->simt.lane_chunks;
+    a->simt.inline_lookups += b->simt.inline_lookups;
+    a->simt.inline_bodies += b->simt.inline_bodies;
+    a->simt.uniform_lookups += b->simt.uniform_lookups;
+    a->simt.uniform_bodies += b->simt.uniform_bodies;
 }
 
 /* ---- one tensor ------------------------------------------------------------------------ */
@@ -85,6 +93,8 @@ static double time_fast(const tseal_ct_view *v, uint16_t *dst, unsigned threads,
     }
     return best;
 }
+
+#define SIMT_WARPS_PER_TENSOR 2048 /* warps sampled per tensor by the warp model */
 
 static int bench_tensor(const char *name, const uint16_t *x, uint64_t rows, uint64_t cols,
                         const tseal_bench_codec_opts *o, acc_t *a) {
@@ -127,6 +137,7 @@ static int bench_tensor(const char *name, const uint16_t *x, uint64_t rows, uint
         a->fastn_s += time_fast(&v, y, o->threads, o->repeat, &r);
         exact = exact && !r && memcmp(x, y, 2 * n) == 0;
     }
+    if (!r) r = tseal_simt_count(&v, SIMT_WARPS_PER_TENSOR, &a->simt);
     if (!r && o->zstd3) r = zstd_size(x, 2 * n, 3, &a->zstd3_bytes, &a->zstd3_s);
     if (!r && o->zstd19) r = zstd_size(x, 2 * n, 19, &a->zstd19_bytes, &a->zstd19_s);
     free(y);
@@ -245,6 +256,11 @@ static double per_weight(const acc_t *a, double bits) {
     return a->weights ? bits / (double)a->weights : 0;
 }
 
+/* Warp issues per warp-wide chunk (32 lane chunks) of the warp model. */
+static double simt_per_chunk(const acc_t *a, uint64_t issues) {
+    return a->simt.lane_chunks ? 32.0 * (double)issues / (double)a->simt.lane_chunks : 0;
+}
+
 static void print_text(FILE *out, const acc_t *a, const tseal_bench_codec_opts *o,
                        unsigned threads) {
     double bpw = per_weight(a, 8.0 * (double)a->coded_bytes), bound = per_weight(a, a->bound_bits);
@@ -285,6 +301,14 @@ static void print_text(FILE *out, const acc_t *a, const tseal_bench_codec_opts *
     for (size_t i = 0; i < NLIMITS; i++)
         fprintf(out, " L=%u %.4f", limits[i], per_weight(a, a->limit_bits[i]));
     fprintf(out, "\n");
+    if (a->simt.warps)
+        fprintf(out,
+                "  GPU warp model (issues per 32 lane chunks, %llu warps): lookups inline %.2f, "
+                "uniform %.2f; chunk bodies inline %.2f, uniform %.2f\n",
+                (unsigned long long)a->simt.warps, simt_per_chunk(a, a->simt.inline_lookups),
+                simt_per_chunk(a, a->simt.uniform_lookups),
+                simt_per_chunk(a, a->simt.inline_bodies),
+                simt_per_chunk(a, a->simt.uniform_bodies));
 }
 
 static cJSON *to_json(const acc_t *a, const tseal_bench_codec_opts *o) {
@@ -321,6 +345,18 @@ static cJSON *to_json(const acc_t *a, const tseal_bench_codec_opts *o) {
         cJSON_AddNumberToObject(e, "max_code_bits", limits[i]);
         cJSON_AddNumberToObject(e, "exp_bits_per_weight", per_weight(a, a->limit_bits[i]));
         cJSON_AddItemToArray(lc, e);
+    }
+    if (a->simt.warps) {
+        cJSON *m = cJSON_AddObjectToObject(j, "gpu_warp_model");
+        cJSON_AddNumberToObject(m, "warps", (double)a->simt.warps);
+        cJSON_AddNumberToObject(m, "inline_lookups_per_chunk",
+                                simt_per_chunk(a, a->simt.inline_lookups));
+        cJSON_AddNumberToObject(m, "uniform_lookups_per_chunk",
+                                simt_per_chunk(a, a->simt.uniform_lookups));
+        cJSON_AddNumberToObject(m, "inline_bodies_per_chunk",
+                                simt_per_chunk(a, a->simt.inline_bodies));
+        cJSON_AddNumberToObject(m, "uniform_bodies_per_chunk",
+                                simt_per_chunk(a, a->simt.uniform_bodies));
     }
     if (a->tensor_list) cJSON_AddItemToObject(j, "tensor_list", cJSON_Duplicate(a->tensor_list, 1));
     return j;
