@@ -10,7 +10,8 @@
 #                                 tests, compute-sanitizer (memcheck, racecheck, synccheck,
 #                                 initcheck) on a small case, the memory scan, `tseal load --check`
 #                                 (host and GPU decryption), `tseal bench gpu --json`, `tseal
-#                                 bench gemv --json` (also at other segment sizes), and with
+#                                 bench gemv --json` (also at other segment sizes, and built with
+#                                 the decode loops' earlier control flow), and with
 #                                 TSEAL_GPU_E2E=1 bench/e2e_serve.py
 #                                 (needs torch and transformers there). Logs and JSON go to $OUT (or build-gpu/gpu-check/);
 #                                 summary.json lists every step. Exit status 0 iff no step failed.
@@ -209,6 +210,15 @@ run() {
         >'$OUT/bench-gemv-seg1024.json'" || true
     step bench-gpu-seg256 0 sh -c "'$BUILD/tseal' bench gpu --segment 256 --no-load --json \
         >'$OUT/bench-gpu-seg256.json'" || true
+    # Optional: the earlier control flow of the decode loops (the chunk body inside the lookup
+    # loop; docs/GEMV.md, "Control flow"), built apart, against the default measured above.
+    if step build-inline 0 make BUILD=$BUILD-inline DEPS_PREFIX="$DPREFIX" -j"$JOBS" \
+        KERNEL_DEFS="-DTSEAL_GEMV_INLINE_CHUNKS=1 -DTSEAL_DECODE_INLINE_CHUNKS=1" "$BUILD-inline/tseal"; then
+        step bench-gemv-inline 0 sh -c "'$BUILD-inline/tseal' bench gemv --batch 1,8 --json \
+            >'$OUT/bench-gemv-inline.json'" || true
+        step bench-gpu-inline 0 sh -c "'$BUILD-inline/tseal' bench gpu --no-load --json \
+            >'$OUT/bench-gpu-inline.json'" || true
+    fi
 
     # The end-to-end proof (issue 9) needs torch and transformers on the GPU machine and several
     # minutes (a 1B model): only with TSEAL_GPU_E2E=1, best in a call of its own.
