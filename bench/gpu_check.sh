@@ -210,6 +210,10 @@ run() {
         >'$OUT/bench-gemv-seg1024.json'" || true
     step bench-gpu-seg256 0 sh -c "'$BUILD/tseal' bench gpu --segment 256 --no-load --json \
         >'$OUT/bench-gpu-seg256.json'" || true
+    # Optional: 4096 x 14336 with the tile width before automatic widths (32: 2 tiles per row,
+    # no combine kernel) against the default (8: 7 tiles, 4 rows per warp; docs/GEMV.md).
+    step bench-gemv-tile32 0 sh -c "'$BUILD/tseal' bench gemv --shapes 4096x14336 --batch 1,8 \
+        --tile 32 --json >'$OUT/bench-gemv-tile32.json'" || true
     # Optional: the earlier control flow of the decode loops (the chunk body inside the lookup
     # loop; docs/GEMV.md, "Control flow"), built apart, against the default measured above.
     if step build-inline 0 make BUILD=$BUILD-inline DEPS_PREFIX="$DPREFIX" -j"$JOBS" \

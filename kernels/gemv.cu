@@ -98,6 +98,14 @@ static int device_shape(int device, int kind, unsigned nbi, bool vec, gemv_fn fn
     return 0;
 }
 
+static unsigned g_tile_log2; /* 0: automatic (tseal_gemv_set_tile_log2) */
+
+void tseal_gemv_set_tile_log2(unsigned tile_log2) {
+    if (tile_log2 && (tile_log2 < TSEAL_GEMV_TILE_LOG2_MIN || tile_log2 > TSEAL_GEMV_TILE_LOG2_MAX))
+        tile_log2 = 0;
+    __atomic_store_n(&g_tile_log2, tile_log2, __ATOMIC_RELAXED);
+}
+
 /*
  * Plan and enqueue one GEMV: `a` has every field but the plan and `pieces`. Rows split in
  * pieces get a stream-ordered scratch buffer and the combine kernel.
@@ -119,7 +127,8 @@ static int launch(tseal_gemv_args *a, int kind, int device, cudaStream_t s, cons
     int sms = 0, per_sm = 0;
     int rc = device_shape(device, kind, nbi, vec, fn, &sms, &per_sm, what);
     if (rc) return rc;
-    tseal_gemv_plan_make(n, k, seg_log2, (uint64_t)sms * TSEAL_GEMV_TASKS_PER_SM, &a->plan);
+    tseal_gemv_plan_make_tile(n, k, seg_log2, (uint64_t)sms * TSEAL_GEMV_TASKS_PER_SM,
+                              __atomic_load_n(&g_tile_log2, __ATOMIC_RELAXED), &a->plan);
 
     a->pieces = NULL;
     if (a->plan.pieces > 1) {

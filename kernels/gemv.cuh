@@ -67,6 +67,11 @@
  * The per-warp stack of partial sums has log2 of this plus one levels. */
 #define TSEAL_GEMV_PIECE_TILES_MAX 2048u
 #define TSEAL_GEMV_STACK_LEVELS    12u
+/* TILES: a tile is C = 2^tile_log2 consecutive segments of a row (C = 8, 16 or 32), and a warp
+ * task covers 32 / C rows (at most TSEAL_GEMV_TILE_ROWS_MAX, one partial-sum stack each). */
+#define TSEAL_GEMV_TILE_LOG2_MIN   3u
+#define TSEAL_GEMV_TILE_LOG2_MAX   5u
+#define TSEAL_GEMV_TILE_ROWS_MAX   (32u >> TSEAL_GEMV_TILE_LOG2_MIN)
 #define TSEAL_GEMV_COMBINE_THREADS 128 /* threads per block of the piece-combining kernel */
 #define TSEAL_GEMV_CHUNK           8   /* columns per FMA chain (reduction order, step 1) */
 
@@ -79,8 +84,9 @@
 #define TSEAL_GEMV_KIND_BF16  2 /* plain row-major BF16 (RAW tensors, the reference kernel) */
 
 /* Work split (tseal_gemv_plan_make). */
-#define TSEAL_GEMV_MODE_ROWS  0 /* P <= 32: a warp task is floor(32 / P) whole rows */
-#define TSEAL_GEMV_MODE_TILES 1 /* P > 32: a warp task is a piece of a row (tiles of 32 segs) */
+#define TSEAL_GEMV_MODE_ROWS 0 /* P <= 32: a warp task is floor(32 / P) whole rows */
+#define TSEAL_GEMV_MODE_TILES                                                                      \
+    1 /* P > 32: a warp task is a piece of 32 / C rows (tiles of C segs) */
 
 /* Error flags of a segment (the same values as TSEAL_GPU_ERR_* of decode.cuh). */
 #define TSEAL_GEMV_ERR_OVERRUN 1u /* the codes ran past the segment's end */
@@ -99,14 +105,15 @@ typedef struct tseal_gemv_err {
 typedef struct tseal_gemv_plan {
     uint64_t n, k;           /* rows (outputs) and columns */
     uint64_t segs_per_row;   /* P = ceil(k / S) */
-    uint64_t tiles;          /* TILES: ceil(P / 32) */
+    uint64_t tiles;          /* TILES: ceil(P / C) per row */
     uint64_t piece_tiles;    /* TILES: tiles per piece, a power of two */
     uint64_t pieces;         /* TILES: pieces per row; > 1: the combine kernel sums them */
     uint64_t n_tasks;        /* warp tasks */
     uint32_t seg_log2;       /* S = 2^seg_log2 */
     uint32_t mode;           /* TSEAL_GEMV_MODE_* */
-    uint32_t rows_per_warp;  /* ROWS: floor(32 / P) */
+    uint32_t rows_per_warp;  /* ROWS: floor(32 / P); TILES: 32 / C */
     uint32_t lanes_per_task; /* lanes that get a segment in a full task */
+    uint32_t tile_log2;      /* TILES: C = 2^tile_log2 segments per tile */
 } tseal_gemv_plan;
 
 /* Everything a kernel reads (device pointers; the CPU emulation passes host pointers). */
@@ -250,20 +257,42 @@ TSEAL_GEMV_HD uint64_t tseal_gemv_pow2_ceil(uint64_t v) {
 /* ---- the plan: rows -> warp tasks ------------------------------------------------------------ */
 
 /*
+ * TILES tile width: of C = 32, 16, 8, the one that leaves the fewest lanes idle in a row's last
+ * tile (P / (C ceil(P / C)) largest), the wider one on ties (more, smaller tasks). A narrower
+ * tile puts more rows in a warp, and those rows' lanes read the same `x` columns.
+ */
+TSEAL_GEMV_HD uint32_t tseal_gemv_tile_log2_auto(uint64_t P) {
+    uint32_t best = TSEAL_GEMV_TILE_LOG2_MAX;
+    uint64_t best_slots = ((P + 31) >> 5) << 5;
+    for (uint32_t tl = TSEAL_GEMV_TILE_LOG2_MAX; tl-- > TSEAL_GEMV_TILE_LOG2_MIN;) {
+        const uint64_t slots = ((P + ((uint64_t)1 << tl) - 1) >> tl) << tl;
+        if (slots < best_slots) {
+            best = tl;
+            best_slots = slots;
+        }
+    }
+    return best;
+}
+
+/*
  * Cut n rows of k columns (order segments of 2^seg_log2) into warp tasks. ROWS (P <= 32): a
  * task is floor(32 / P) consecutive rows, lane l handling segment l % P of row l / P. TILES
- * (P > 32): a row is ceil(P / 32) tiles of 32 consecutive segments (lane l: segment 32 t + l);
- * a task sums `piece_tiles` consecutive tiles of one row (an aligned power-of-two range, so a
- * subtree of the row's pairwise tree); the largest such piece is used that still gives
+ * (P > 32): a row is ceil(P / C) tiles of C consecutive segments, and a task covers R = 32 / C
+ * consecutive rows (a row group); lane l works on row l / C, segment C t + l % C of tile t. A
+ * task sums `piece_tiles` consecutive tiles of its rows (an aligned power-of-two range, so a
+ * subtree of each row's pairwise tree); the largest such piece is used that still gives
  * >= min_tasks tasks (fill every SM), and rows of more than one piece are finished by the
- * combine kernel. k == 0 gives no tasks (the caller writes +0).
+ * combine kernel. tile_log2: TSEAL_GEMV_TILE_LOG2_MIN..MAX, or 0 for
+ * tseal_gemv_tile_log2_auto. k == 0 gives no tasks (the caller writes +0).
  */
-TSEAL_GEMV_HD void tseal_gemv_plan_make(uint64_t n, uint64_t k, unsigned seg_log2,
-                                        uint64_t min_tasks, tseal_gemv_plan *pl) {
+TSEAL_GEMV_HD void tseal_gemv_plan_make_tile(uint64_t n, uint64_t k, unsigned seg_log2,
+                                             uint64_t min_tasks, unsigned tile_log2,
+                                             tseal_gemv_plan *pl) {
     pl->n = n;
     pl->k = k;
     pl->seg_log2 = seg_log2;
     pl->segs_per_row = k ? ((k - 1) >> seg_log2) + 1 : 0;
+    pl->tile_log2 = 0;
     const uint64_t P = pl->segs_per_row;
     if (P == 0 || n == 0) {
         pl->mode = TSEAL_GEMV_MODE_ROWS;
@@ -279,26 +308,34 @@ TSEAL_GEMV_HD void tseal_gemv_plan_make(uint64_t n, uint64_t k, unsigned seg_log
         pl->n_tasks = (n + pl->rows_per_warp - 1) / pl->rows_per_warp;
     } else {
         pl->mode = TSEAL_GEMV_MODE_TILES;
-        pl->rows_per_warp = 1;
+        pl->tile_log2 = tile_log2 ? tile_log2 : tseal_gemv_tile_log2_auto(P);
+        pl->rows_per_warp = 32u >> pl->tile_log2;
         pl->lanes_per_task = 32;
-        pl->tiles = (P + 31) / 32;
+        pl->tiles = ((P - 1) >> pl->tile_log2) + 1;
+        const uint64_t groups = (n + pl->rows_per_warp - 1) / pl->rows_per_warp;
         uint64_t bt = tseal_gemv_pow2_ceil(pl->tiles);
         if (bt > TSEAL_GEMV_PIECE_TILES_MAX) bt = TSEAL_GEMV_PIECE_TILES_MAX;
-        while (bt > 1 && n * ((pl->tiles + bt - 1) / bt) < min_tasks) bt >>= 1;
+        while (bt > 1 && groups * ((pl->tiles + bt - 1) / bt) < min_tasks) bt >>= 1;
         pl->piece_tiles = bt;
         pl->pieces = (pl->tiles + bt - 1) / bt;
-        pl->n_tasks = n * pl->pieces;
+        pl->n_tasks = groups * pl->pieces;
     }
+}
+
+TSEAL_GEMV_HD void tseal_gemv_plan_make(uint64_t n, uint64_t k, unsigned seg_log2,
+                                        uint64_t min_tasks, tseal_gemv_plan *pl) {
+    tseal_gemv_plan_make_tile(n, k, seg_log2, min_tasks, 0, pl);
 }
 
 /* The segment a lane works on. */
 typedef struct tseal_gemv_slot {
     uint64_t row;   /* output row */
     uint64_t i;     /* segment index within the row */
-    uint64_t rel;   /* index within the task's tree (ROWS: i; TILES: i - 32 * tile) */
+    uint64_t rel;   /* index within the task's tree (ROWS: i; TILES: i - C * tile) */
     uint64_t lim;   /* slots of that tree holding a segment (ROWS: P; TILES: count) */
-    uint64_t j0;    /* first segment (global index) of the warp's current lanes */
-    uint32_t count; /* segments held by the warp's current lanes (contiguous from j0) */
+    uint64_t j0;    /* first segment (global index) of the lane's run: ROWS, the warp's lanes;
+                       TILES, the lanes of its row (the tile) */
+    uint32_t count; /* segments of that run (contiguous from j0) */
     int active;     /* this lane has a segment */
 } tseal_gemv_slot;
 
@@ -316,17 +353,19 @@ TSEAL_GEMV_HD void tseal_gemv_rows_slot(const tseal_gemv_plan *pl, uint64_t task
     s->active = lane < s->count;
 }
 
-/* TILES: lane `lane` in tile `tile` of row `row`. */
-TSEAL_GEMV_HD void tseal_gemv_tile_slot(const tseal_gemv_plan *pl, uint64_t row, uint64_t tile,
+/* TILES: lane `lane` in tile `tile` of row group `group` (rows R group .. R group + R - 1);
+ * lanes of a row past n are inactive. */
+TSEAL_GEMV_HD void tseal_gemv_tile_slot(const tseal_gemv_plan *pl, uint64_t group, uint64_t tile,
                                         unsigned lane, tseal_gemv_slot *s) {
-    const uint64_t P = pl->segs_per_row, first = 32 * tile;
-    s->row = row;
-    s->i = first + lane;
-    s->rel = lane;
-    s->count = (uint32_t)(P - first < 32 ? P - first : 32);
+    const uint64_t P = pl->segs_per_row, first = tile << pl->tile_log2;
+    const uint32_t C = 1u << pl->tile_log2, c = lane & (C - 1);
+    s->row = group * pl->rows_per_warp + (lane >> pl->tile_log2);
+    s->i = first + c;
+    s->rel = c;
+    s->count = (uint32_t)(P - first < C ? P - first : C);
     s->lim = s->count;
-    s->j0 = row * P + first;
-    s->active = lane < s->count;
+    s->j0 = s->row * P + first;
+    s->active = s->row < pl->n && c < s->count;
 }
 
 /* ---- segment lengths and start bits (HUFF) --------------------------------------------------- */
@@ -672,15 +711,23 @@ TSEAL_GEMV_HD void tseal_gemv_stack_fold(const float *st, unsigned nb, uint64_t 
 
 #ifdef __CUDACC__
 
+/* Tile width of TILES plans for the launches that follow: TSEAL_GEMV_TILE_LOG2_MIN..MAX, or 0
+ * for tseal_gemv_tile_log2_auto (the default). For `tseal bench gemv --tile`; any width gives
+ * the same bits. Defined in gemv.cu. */
+void tseal_gemv_set_tile_log2(unsigned tile_log2);
+
 #define TSEAL_GEMV_FULL_MASK 0xFFFFFFFFu
 
-/* Start bit and length of this lane's segment (all 32 lanes call it; see tseal_gemv_scan_*). */
-__device__ __forceinline__ void tseal_gemv_warp_starts(const tseal_gemv_args *a,
-                                                       const tseal_gemv_slot *s, unsigned lane,
-                                                       uint64_t *start, uint32_t *len) {
-    const int two = tseal_gemv_scan_two(s->j0, s->count); /* warp-uniform */
-    const uint32_t len_lo = tseal_gemv_scan_len(a, s->j0, lane, 0);
-    const uint32_t len_hi = two ? tseal_gemv_scan_len(a, s->j0, lane, 1) : 0u;
+/* Start bit and length of segment j of the run j0 .. j0 + count - 1 (count <= 32). All 32
+ * lanes call it with the same j0 and count; lanes without a segment of the run pass
+ * active = false (see tseal_gemv_scan_*). */
+__device__ __forceinline__ void tseal_gemv_warp_starts(const tseal_gemv_args *a, uint64_t j0,
+                                                       uint32_t count, uint64_t j, bool active,
+                                                       unsigned lane, uint64_t *start,
+                                                       uint32_t *len) {
+    const int two = tseal_gemv_scan_two(j0, count); /* warp-uniform */
+    const uint32_t len_lo = tseal_gemv_scan_len(a, j0, lane, 0);
+    const uint32_t len_hi = two ? tseal_gemv_scan_len(a, j0, lane, 1) : 0u;
     uint32_t inc_lo = len_lo, inc_hi = len_hi;
 #pragma unroll
     for (unsigned d = 1; d < 32; d <<= 1) {
@@ -691,8 +738,7 @@ __device__ __forceinline__ void tseal_gemv_warp_starts(const tseal_gemv_args *a,
             if (lane >= d) inc_hi += u;
         }
     }
-    const uint64_t j = s->row * a->plan.segs_per_row + s->i;
-    const unsigned src = s->active ? tseal_gemv_scan_src(s->j0, j) : lane;
+    const unsigned src = active ? tseal_gemv_scan_src(j0, j) : lane;
     const uint32_t el = __shfl_sync(TSEAL_GEMV_FULL_MASK, inc_lo - len_lo, src);
     const uint32_t ll = __shfl_sync(TSEAL_GEMV_FULL_MASK, len_lo, src);
     uint32_t eh = 0, lh = 0;
@@ -700,19 +746,15 @@ __device__ __forceinline__ void tseal_gemv_warp_starts(const tseal_gemv_args *a,
         eh = __shfl_sync(TSEAL_GEMV_FULL_MASK, inc_hi - len_hi, src);
         lh = __shfl_sync(TSEAL_GEMV_FULL_MASK, len_hi, src);
     }
-    *start = 0;
-    *len = 0;
-    if (s->active) tseal_gemv_scan_pick(a, s->j0, j, el, ll, eh, lh, start, len);
+    if (active) tseal_gemv_scan_pick(a, j0, j, el, ll, eh, lh, start, len);
 }
 
-/* The segment of this lane (inactive lanes: -0), with error reporting. */
+/* The segment of this lane (inactive lanes: -0), with error reporting; HUFF: start and len
+ * from the warp scan. */
 template <int KIND, int NB, bool VEC>
 __device__ __forceinline__ void
-tseal_gemv_warp_segment(const tseal_gemv_args *a, const tseal_gemv_slot *s, unsigned lane,
-                        const uint32_t *dtab, const uint8_t *code_len, float p[NB]) {
-    uint64_t start = 0;
-    uint32_t len = 0;
-    if (KIND == TSEAL_GEMV_KIND_HUFF) tseal_gemv_warp_starts(a, s, lane, &start, &len);
+tseal_gemv_warp_segment(const tseal_gemv_args *a, const tseal_gemv_slot *s, uint64_t start,
+                        uint32_t len, const uint32_t *dtab, const uint8_t *code_len, float p[NB]) {
 #pragma unroll
     for (int b = 0; b < NB; b++) p[b] = -0.0f;
     if (s->active) {
@@ -743,8 +785,13 @@ __device__ __forceinline__ void tseal_gemv_task_rows(const tseal_gemv_args *a, u
                                                      const uint8_t *code_len) {
     tseal_gemv_slot s;
     tseal_gemv_rows_slot(&a->plan, task, lane, &s);
+    uint64_t start = 0;
+    uint32_t len = 0;
+    if (KIND == TSEAL_GEMV_KIND_HUFF)
+        tseal_gemv_warp_starts(a, s.j0, s.count, s.row * a->plan.segs_per_row + s.i, s.active, lane,
+                               &start, &len);
     float p[NB];
-    tseal_gemv_warp_segment<KIND, NB, VEC>(a, &s, lane, dtab, code_len, p);
+    tseal_gemv_warp_segment<KIND, NB, VEC>(a, &s, start, len, dtab, code_len, p);
     tseal_gemv_warp_tree<NB>(&s, (uint32_t)a->plan.segs_per_row, a->batch, p);
     if (s.active && s.i == 0) {
 #pragma unroll
@@ -754,34 +801,60 @@ __device__ __forceinline__ void tseal_gemv_task_rows(const tseal_gemv_args *a, u
     }
 }
 
-template <int KIND, int NB, bool VEC>
-__device__ __forceinline__ void tseal_gemv_task_tiles(const tseal_gemv_args *a, uint64_t task,
-                                                      unsigned lane, const uint32_t *dtab,
-                                                      const uint8_t *code_len, float *stack) {
+/* TILES: start bits of the lanes' segments, one warp scan per row of the task (each row's
+ * tile is its own run of consecutive segments). */
+__device__ __forceinline__ void tseal_gemv_tile_starts(const tseal_gemv_args *a,
+                                                       const tseal_gemv_slot *s, uint64_t group,
+                                                       uint64_t tile, unsigned lane,
+                                                       uint64_t *start, uint32_t *len) {
     const tseal_gemv_plan *pl = &a->plan;
-    const uint64_t row = task / pl->pieces, piece = task - row * pl->pieces;
+    const uint64_t j = s->row * pl->segs_per_row + s->i;
+    const uint32_t mine = lane >> pl->tile_log2;
+    for (uint32_t r = 0; r < pl->rows_per_warp; r++) {
+        const uint64_t row = group * pl->rows_per_warp + r;
+        if (row >= pl->n) break; /* warp-uniform */
+        const uint64_t j0 = row * pl->segs_per_row + (tile << pl->tile_log2);
+        tseal_gemv_warp_starts(a, j0, s->count, j, s->active && mine == r, lane, start, len);
+    }
+}
+
+template <int KIND, int NB, bool VEC>
+__device__ __forceinline__ void
+tseal_gemv_task_tiles(const tseal_gemv_args *a, uint64_t task, unsigned lane, const uint32_t *dtab,
+                      const uint8_t *code_len, float (*stacks)[TSEAL_GEMV_STACK_LEVELS * NB]) {
+    const tseal_gemv_plan *pl = &a->plan;
+    const uint64_t group = task / pl->pieces, piece = task - group * pl->pieces;
     const uint64_t t0 = piece * pl->piece_tiles;
     const uint64_t t1 = t0 + pl->piece_tiles < pl->tiles ? t0 + pl->piece_tiles : pl->tiles;
+    const uint32_t r = lane >> pl->tile_log2;
+    const uint64_t row = group * pl->rows_per_warp + r;
+    /* the first lane of each row's tile holds the tile's sum and keeps the row's stack */
+    const bool head = (lane & ((1u << pl->tile_log2) - 1)) == 0 && row < pl->n;
     for (uint64_t t = t0; t < t1; t++) {
         tseal_gemv_slot s;
-        tseal_gemv_tile_slot(pl, row, t, lane, &s);
+        tseal_gemv_tile_slot(pl, group, t, lane, &s);
+        uint64_t start = 0;
+        uint32_t len = 0;
+        if (KIND == TSEAL_GEMV_KIND_HUFF)
+            tseal_gemv_tile_starts(a, &s, group, t, lane, &start, &len);
         float p[NB];
-        tseal_gemv_warp_segment<KIND, NB, VEC>(a, &s, lane, dtab, code_len, p);
-        tseal_gemv_warp_tree<NB>(&s, 32, a->batch, p);
-        if (lane == 0) tseal_gemv_stack_push(stack, NB, t - t0, p);
+        tseal_gemv_warp_segment<KIND, NB, VEC>(a, &s, start, len, dtab, code_len, p);
+        tseal_gemv_warp_tree<NB>(&s, 1u << pl->tile_log2, a->batch, p);
+        if (head) tseal_gemv_stack_push(stacks[r], NB, t - t0, p);
     }
-    if (lane == 0) {
-        float r[NB];
-        tseal_gemv_stack_fold(stack, NB, t1 - t0, r);
+    if (head) {
+        float y[NB];
+        tseal_gemv_stack_fold(stacks[r], NB, t1 - t0, y);
         if (pl->pieces == 1) {
 #pragma unroll
             for (int b = 0; b < NB; b++)
                 if ((unsigned)b < a->batch)
-                    a->y[(uint64_t)b * pl->n + row] = tseal_gemv_bf16_out(r[b]);
+                    a->y[(uint64_t)b * pl->n + row] = tseal_gemv_bf16_out(y[b]);
         } else {
 #pragma unroll
             for (int b = 0; b < NB; b++)
-                if ((unsigned)b < a->batch) a->pieces[task * a->batch + b] = r[b];
+                if ((unsigned)b < a->batch)
+                    a->pieces[(row * pl->pieces + piece) * a->batch + b] = y[b];
         }
     }
 }
@@ -789,14 +862,17 @@ __device__ __forceinline__ void tseal_gemv_task_tiles(const tseal_gemv_args *a, 
 /*
  * The GEMV kernel: persistent blocks of TSEAL_GEMV_WARPS warps; every warp runs warp tasks
  * blockIdx.x * WARPS + warp, then + gridDim.x * WARPS, ... (no block-wide synchronisation
- * after the HUFF table copy). NB: compile-time batch bound (1, 2, 4, 8, 16).
+ * after the HUFF table copy). NB: compile-time batch bound (1, 2, 4, 8, 16). Batch 1 asks for
+ * 5 resident blocks (<= 51 registers; ptxas -v: 47-48, no spill) so that 40 warps per SM hide the
+ * latency of the serial decode; left alone ptxas gave it 55.
  */
 template <int KIND, int NB, bool VEC>
-__global__ void __launch_bounds__(TSEAL_GEMV_THREADS)
+__global__ void __launch_bounds__(TSEAL_GEMV_THREADS, NB == 1 ? 5 : 1)
     tseal_gemv_kernel(const __grid_constant__ tseal_gemv_args a) {
     __shared__ __align__(16) uint32_t s_dtab[KIND == TSEAL_GEMV_KIND_HUFF ? TSEAL_DTAB_SIZE : 4];
     __shared__ __align__(16) uint8_t s_len[KIND == TSEAL_GEMV_KIND_HUFF ? 256 : 16];
-    __shared__ float s_stack[TSEAL_GEMV_WARPS][TSEAL_GEMV_STACK_LEVELS * NB];
+    __shared__ float s_stack[TSEAL_GEMV_WARPS][TSEAL_GEMV_TILE_ROWS_MAX]
+                            [TSEAL_GEMV_STACK_LEVELS * NB];
 
     if constexpr (KIND == TSEAL_GEMV_KIND_HUFF) {
         const uint4 *src = reinterpret_cast<const uint4 *>(a.dtab);

@@ -36,6 +36,8 @@ static const char *gemv_help =
     "  --batch LIST    batch sizes 1..16 (default 1,4,8,16)\n"
     "  --segment N     weights per segment of the coded tensor, a power of two 64..16384\n"
     "                  (default 256); the size cost against the default 2048 is reported\n"
+    "  --tile C        tile width of rows longer than 32 segments: 8, 16 or 32 segments\n"
+    "                  (default: the one that leaves the fewest lanes idle; same bits)\n"
     "  --repeat N      timed runs per figure, 1..10000 (default 50)\n"
     "  --cpu-check     also compare batch 1 with the C reference (slow on large shapes)\n"
     "  --json          one JSON object on stdout instead of the table\n"
@@ -47,7 +49,7 @@ static const char *gemv_help =
 
 typedef struct {
     int json, cpu_check;
-    unsigned seg_log2, repeat;
+    unsigned seg_log2, repeat, tile_log2;
     unsigned batches[MAX_BATCHES], n_batches;
     uint64_t shapes[MAX_SHAPES][2];
     unsigned n_shapes;
@@ -97,6 +99,11 @@ static int parse_opts(int argc, char **argv, gemv_opts *o) {
             if (!val || parse_u64(val, 64, 16384, &v, &end) || *end || (v & (v - 1)))
                 return usage("--segment: expected a power of two, 64..16384", val);
             o->seg_log2 = (unsigned)__builtin_ctzll(v);
+            i++;
+        } else if (!strcmp(a, "--tile")) {
+            if (!val || parse_u64(val, 8, 32, &v, &end) || *end || (v & (v - 1)))
+                return usage("--tile: expected 8, 16 or 32", val);
+            o->tile_log2 = (unsigned)__builtin_ctzll(v);
             i++;
         } else if (!strcmp(a, "--repeat")) {
             if (!val || parse_u64(val, 1, 10000, &v, &end) || *end)
@@ -264,6 +271,7 @@ extern "C" int tseal_bench_gemv_main(int argc, char **argv) {
     int rc = parse_opts(argc, argv, &o);
     if (rc == 1) return 0; /* --help */
     if (rc) return rc;
+    tseal_gemv_set_tile_log2(o.tile_log2);
     if (tseal_gpu_device_count() <= 0) {
         fprintf(stderr, "tseal bench gemv: %s\n", tseal_errmsg());
         return 5;
@@ -346,17 +354,17 @@ extern "C" int tseal_bench_gemv_main(int argc, char **argv) {
                     : (v.mode == TSEAL_CT_MODE_CONST ? v.n_elems : ne * 2);
             const uint64_t bf16 = ne * 2;
             tseal_gemv_plan plan;
-            tseal_gemv_plan_make(n, k, tseal_gpu_gemv_seg_log2(t),
-                                 (uint64_t)prop.multiProcessorCount * TSEAL_GEMV_TASKS_PER_SM,
-                                 &plan);
-            char plan_s[64];
+            tseal_gemv_plan_make_tile(n, k, tseal_gpu_gemv_seg_log2(t),
+                                      (uint64_t)prop.multiProcessorCount * TSEAL_GEMV_TASKS_PER_SM,
+                                      o.tile_log2, &plan);
+            char plan_s[96];
             if (plan.mode == TSEAL_GEMV_MODE_ROWS)
                 snprintf(plan_s, sizeof plan_s, "rows:%u/warp,tasks:%llu", plan.rows_per_warp,
                          (unsigned long long)plan.n_tasks);
             else
-                snprintf(plan_s, sizeof plan_s, "tiles:%llu,pieces:%llu,tasks:%llu",
-                         (unsigned long long)plan.tiles, (unsigned long long)plan.pieces,
-                         (unsigned long long)plan.n_tasks);
+                snprintf(plan_s, sizeof plan_s, "tiles:%llux%u,rows:%u,pieces:%llu,tasks:%llu",
+                         (unsigned long long)plan.tiles, 1u << plan.tile_log2, plan.rows_per_warp,
+                         (unsigned long long)plan.pieces, (unsigned long long)plan.n_tasks);
 
             CK(cudaMalloc(&d_w, bf16));
             CK(cudaMalloc(&d_dec, bf16));

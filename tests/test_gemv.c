@@ -141,7 +141,8 @@ typedef struct {
     int kind;
     uint32_t dtab[TSEAL_DTAB_SIZE];
     uint16_t stab[TSEAL_DTAB_SIZE];
-    int inline_chunks; /* the kernel's TSEAL_GEMV_INLINE_CHUNKS (both forms give the same bits) */
+    int inline_chunks;  /* the kernel's TSEAL_GEMV_INLINE_CHUNKS (both forms give the same bits) */
+    unsigned tile_log2; /* TILES tile width (0: automatic) */
 } emu;
 
 /* Kernel arguments over a host view (the device copy has the same bytes). */
@@ -182,30 +183,31 @@ static void emu_init(emu *e, const tseal_ct_view *v, const uint16_t *x, uint16_t
 
 #define MAXB TSEAL_GEMV_MAX_BATCH
 
-/* One warp step: the segments of the 32 lanes (scan of the lengths emulated with arrays). */
+/* One warp step: the segments of the 32 lanes. The scan of the lengths is emulated with arrays,
+ * once per run of consecutive segments (ROWS: the warp; TILES: each row's tile), as the kernel
+ * runs one warp scan per run. */
 static void emu_lanes(emu *e, const tseal_gemv_slot sl[32], int vec, unsigned nb,
                       tseal_gemv_err *err, float p[32][MAXB], uint64_t starts[32],
                       uint32_t lens[32]) {
     const tseal_gemv_args *a = &e->a;
-    const uint64_t j0 = sl[0].j0;
-    const uint32_t count = sl[0].count;
-    uint32_t len_lo[32], len_hi[32], inc_lo[32], inc_hi[32];
-    const int two = e->kind == TSEAL_GEMV_KIND_HUFF && tseal_gemv_scan_two(j0, count);
-    for (unsigned l = 0; l < 32; l++) {
-        cr_assert_eq(sl[l].j0, j0);
-        cr_assert_eq(sl[l].count, count);
-        len_lo[l] = e->kind == TSEAL_GEMV_KIND_HUFF ? tseal_gemv_scan_len(a, j0, l, 0) : 0;
-        len_hi[l] = two ? tseal_gemv_scan_len(a, j0, l, 1) : 0;
-        inc_lo[l] = len_lo[l] + (l ? inc_lo[l - 1] : 0);
-        inc_hi[l] = len_hi[l] + (l ? inc_hi[l - 1] : 0);
-    }
     for (unsigned l = 0; l < 32; l++) {
         for (unsigned b = 0; b < MAXB; b++) p[l][b] = -0.0f;
         starts[l] = 0;
         lens[l] = 0;
         if (!sl[l].active) continue;
+        const uint64_t j0 = sl[l].j0;
+        const uint32_t count = sl[l].count;
         const uint64_t j = sl[l].row * a->plan.segs_per_row + sl[l].i;
+        cr_assert(j >= j0 && j < j0 + count, "lane %u outside its run", l);
         if (e->kind == TSEAL_GEMV_KIND_HUFF) {
+            uint32_t len_lo[32], len_hi[32], inc_lo[32], inc_hi[32];
+            const int two = tseal_gemv_scan_two(j0, count);
+            for (unsigned m = 0; m < 32; m++) {
+                len_lo[m] = tseal_gemv_scan_len(a, j0, m, 0);
+                len_hi[m] = two ? tseal_gemv_scan_len(a, j0, m, 1) : 0;
+                inc_lo[m] = len_lo[m] + (m ? inc_lo[m - 1] : 0);
+                inc_hi[m] = len_hi[m] + (m ? inc_hi[m - 1] : 0);
+            }
             const unsigned src = tseal_gemv_scan_src(j0, j);
             tseal_gemv_scan_pick(a, j0, j, inc_lo[src] - len_lo[src], len_lo[src],
                                  inc_hi[src] - len_hi[src], len_hi[src], &starts[l], &lens[l]);
@@ -234,7 +236,7 @@ static void emu_tree(const tseal_gemv_slot sl[32], uint32_t hmax, unsigned batch
 static void emu_run(emu *e, int vec, unsigned nb, uint64_t min_tasks, tseal_gemv_err *err) {
     tseal_gemv_args *a = &e->a;
     const uint64_t n = a->plan.n, k = a->plan.k;
-    tseal_gemv_plan_make(n, k, a->plan.seg_log2, min_tasks, &a->plan);
+    tseal_gemv_plan_make_tile(n, k, a->plan.seg_log2, min_tasks, e->tile_log2, &a->plan);
     const tseal_gemv_plan *pl = &a->plan;
     if (n == 0) return;
     if (k == 0) {
@@ -261,23 +263,29 @@ static void emu_run(emu *e, int vec, unsigned nb, uint64_t min_tasks, tseal_gemv
                     for (unsigned b = 0; b < a->batch; b++)
                         a->y[b * n + sl[l].row] = tseal_gemv_bf16_out(p[l][b]);
         } else {
-            float stack[TSEAL_GEMV_STACK_LEVELS * MAXB];
-            const uint64_t row = task / pl->pieces, piece = task % pl->pieces;
+            float stack[TSEAL_GEMV_TILE_ROWS_MAX][TSEAL_GEMV_STACK_LEVELS * MAXB];
+            const uint64_t group = task / pl->pieces, piece = task % pl->pieces;
             const uint64_t t0 = piece * pl->piece_tiles;
             const uint64_t t1 = t0 + pl->piece_tiles < pl->tiles ? t0 + pl->piece_tiles : pl->tiles;
+            const unsigned C = 1u << pl->tile_log2;
             for (uint64_t t = t0; t < t1; t++) {
-                for (unsigned l = 0; l < 32; l++) tseal_gemv_tile_slot(pl, row, t, l, &sl[l]);
+                for (unsigned l = 0; l < 32; l++) tseal_gemv_tile_slot(pl, group, t, l, &sl[l]);
                 emu_lanes(e, sl, vec, nb, err, p, starts, lens);
-                emu_tree(sl, 32, a->batch, p);
-                tseal_gemv_stack_push(stack, nb, t - t0, p[0]);
+                emu_tree(sl, C, a->batch, p);
+                for (unsigned l = 0; l < 32; l += C)
+                    if (sl[l].row < n) tseal_gemv_stack_push(stack[l / C], nb, t - t0, p[l]);
             }
-            float r[MAXB];
-            tseal_gemv_stack_fold(stack, nb, t1 - t0, r);
-            for (unsigned b = 0; b < a->batch; b++) {
-                if (pl->pieces == 1)
-                    a->y[b * n + row] = tseal_gemv_bf16_out(r[b]);
-                else
-                    a->pieces[task * a->batch + b] = r[b];
+            for (unsigned r = 0; r < pl->rows_per_warp; r++) {
+                const uint64_t row = group * pl->rows_per_warp + r;
+                if (row >= n) break;
+                float y[MAXB];
+                tseal_gemv_stack_fold(stack[r], nb, t1 - t0, y);
+                for (unsigned b = 0; b < a->batch; b++) {
+                    if (pl->pieces == 1)
+                        a->y[b * n + row] = tseal_gemv_bf16_out(y[b]);
+                    else
+                        a->pieces[(row * pl->pieces + piece) * a->batch + b] = y[b];
+                }
             }
         }
     }
@@ -339,15 +347,18 @@ static int check_x(const uint16_t *w, uint64_t n, uint64_t k, unsigned seg_log2,
             memset(got, 0xA5, batch * n * 2);
             emu_init(&e, &c.v, x, got, batch);
             e.inline_chunks = pi == 1;
+            static const unsigned tile_log2s[] = {0, 3, 4, 5};
+            e.tile_log2 = tile_log2s[(vec * 3 + pi) % 4];
             tseal_gemv_err err = {0, 0, 0};
             emu_run(&e, vec, nb, plans[pi], &err);
             cr_assert_eq(err.flags, 0u, "%s: emulated kernel flagged segment %llu", label,
                          (unsigned long long)~err.seg_inv);
             char l2[512];
             snprintf(l2, sizeof l2,
-                     "%s (emulated kernel, vec %d, plan %llu: %llu pieces, inline chunks %d)",
+                     "%s (emulated kernel, vec %d, plan %llu: %llu pieces, tile 2^%u, inline "
+                     "chunks %d)",
                      label, vec, (unsigned long long)plans[pi], (unsigned long long)e.a.plan.pieces,
-                     e.inline_chunks);
+                     e.a.plan.tile_log2, e.inline_chunks);
             assert_same(got, want, n, batch, l2);
         }
     const int mode = c.v.mode;
@@ -613,12 +624,14 @@ Test(gemv_lane, wide_rows_in_pieces) {
     unsigned seen_pieces = 0;
     for (uint64_t min_tasks = 1; min_tasks <= 64; min_tasks *= 2) {
         emu_init(&e, &c.v, x, got, 3);
+        e.tile_log2 = 3 + (unsigned)(__builtin_ctzll(min_tasks) % 3);
         emu_run(&e, 1, 4, min_tasks, NULL);
         cr_assert_eq(e.a.plan.mode, TSEAL_GEMV_MODE_TILES);
         seen_pieces |= 1u << (e.a.plan.pieces > 1);
         char label[64];
-        snprintf(label, sizeof label, "min_tasks %llu, %llu pieces", (unsigned long long)min_tasks,
-                 (unsigned long long)e.a.plan.pieces);
+        snprintf(label, sizeof label, "min_tasks %llu, %llu pieces, tile 2^%u",
+                 (unsigned long long)min_tasks, (unsigned long long)e.a.plan.pieces,
+                 e.a.plan.tile_log2);
         assert_same(got, want, n, 3, label);
     }
     cr_assert_eq(seen_pieces, 3u, "both whole rows and pieces must be exercised");
@@ -684,10 +697,11 @@ Test(gemv_lane, plans_cover_every_segment) {
     const uint64_t mins[] = {0, 1, 5, 1000, 1ull << 40};
     for (unsigned a = 0; a < sizeof ns / sizeof *ns; a++)
         for (unsigned b = 0; b < sizeof ks / sizeof *ks; b++)
-            for (unsigned m = 0; m < sizeof mins / sizeof *mins; m++) {
+            for (unsigned m = 0; m < sizeof mins / sizeof *mins * 4; m++) {
                 const uint64_t n = ns[a], k = ks[b];
+                const unsigned tile_log2 = m / 5 ? 2 + m / 5 : 0; /* auto, then 8, 16, 32 */
                 tseal_gemv_plan pl;
-                tseal_gemv_plan_make(n, k, 6, mins[m], &pl);
+                tseal_gemv_plan_make_tile(n, k, 6, mins[m % 5], tile_log2, &pl);
                 const uint64_t P = pl.segs_per_row;
                 cr_assert_eq(P, (k + 63) / 64);
                 uint8_t *seen = calloc(n * P, 1);
@@ -706,21 +720,27 @@ Test(gemv_lane, plans_cover_every_segment) {
                     } else {
                         cr_assert(pl.piece_tiles && !(pl.piece_tiles & (pl.piece_tiles - 1)));
                         cr_assert_leq(pl.piece_tiles, TSEAL_GEMV_PIECE_TILES_MAX);
-                        const uint64_t row = task / pl.pieces, pc = task % pl.pieces;
+                        if (tile_log2) cr_assert_eq(pl.tile_log2, tile_log2);
+                        cr_assert_eq(pl.rows_per_warp << pl.tile_log2, 32);
+                        const uint64_t group = task / pl.pieces, pc = task % pl.pieces;
+                        const unsigned C = 1u << pl.tile_log2;
                         for (uint64_t t = pc * pl.piece_tiles;
                              t < (pc + 1) * pl.piece_tiles && t < pl.tiles; t++)
                             for (unsigned l = 0; l < 32; l++) {
-                                tseal_gemv_tile_slot(&pl, row, t, l, &s);
+                                tseal_gemv_tile_slot(&pl, group, t, l, &s);
                                 if (!s.active) continue;
-                                cr_assert_eq(s.j0 + l, s.row * P + s.i);
+                                cr_assert_lt(s.row, n);
+                                cr_assert_eq(s.row, group * pl.rows_per_warp + l / C);
+                                cr_assert_eq(s.j0 + (l % C), s.row * P + s.i);
                                 seen[s.row * P + s.i]++;
                             }
                     }
                 }
                 for (uint64_t i = 0; i < n * P; i++)
-                    cr_assert_eq(seen[i], 1, "n %llu k %llu min %llu: segment %llu seen %u times",
-                                 (unsigned long long)n, (unsigned long long)k,
-                                 (unsigned long long)mins[m], (unsigned long long)i, seen[i]);
+                    cr_assert_eq(
+                        seen[i], 1, "n %llu k %llu min %llu tile 2^%u: segment %llu seen %u times",
+                        (unsigned long long)n, (unsigned long long)k,
+                        (unsigned long long)mins[m % 5], tile_log2, (unsigned long long)i, seen[i]);
                 free(seen);
             }
 }

@@ -7,8 +7,8 @@
 #      `tseal load --check` with host and with GPU decryption,
 #      and again with each kind of CUDA call failing in turn (fault.sh: clean errors, no leaks);
 #   3. the Python package's tests over the emulated libtseal.so;
-#   4. `tseal bench gemv --cpu-check` and `tseal bench gpu` on small shapes (every result must be
-#      bit-exact; the timings of an emulator mean nothing).
+#   4. `tseal bench gemv --cpu-check` (also at forced tile widths) and `tseal bench gpu` on small
+#      shapes (every result must be bit-exact; the timings of an emulator mean nothing).
 # Any ASan/UBSan report, emulator diagnostic (misaligned load, divergent shuffle, deadlock, bad
 # copy, device memory leaked at exit) or failed check fails the run.
 set -uo pipefail
@@ -91,6 +91,11 @@ else
 fi
 step bench-gemv "$T" bench gemv --shapes 1x4096,96x512,257x1000,3x40000 --batch 1,3,8,16 \
     --segment 64 --repeat 1 --cpu-check
+# TILES plans at every tile width: 8 and 16 put 4 and 2 rows in a warp (9 rows: a partial group)
+step bench-gemv-tile8 "$T" bench gemv --shapes 9x4096,5x14336 --batch 1,8 --segment 64 --tile 8 \
+    --repeat 1 --cpu-check
+step bench-gemv-tile16 "$T" bench gemv --shapes 9x4096 --batch 2,16 --segment 64 --tile 16 \
+    --repeat 1 --cpu-check
 step bench-gpu "$T" bench gpu --shapes 64x512,300x1000 --segment 128 --repeat 1 --model "$W/model"
 if grep -q '"exact": *false' "$W"/*.log; then
     echo "  FAIL  a benchmark result is not bit-exact"
