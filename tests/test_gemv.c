@@ -780,12 +780,12 @@ Test(gemv_lane, join4) {
 
 /* Corrupt streams: the emulated kernel flags exactly the tensors the reference decoder
  * rejects (rows with a bad segment read 0x7FC0), and the fused reference agrees. */
-Test(gemv_lane, corrupt_streams) {
+static void corrupt_streams(unsigned seg_log2, int want_mode) {
     const uint64_t n = 5, k = 3000;
     uint16_t *w = alloc16(n * k), *dec = alloc16(n * k);
     gen(G_SKEWED, w, n * k, 7);
     coded c;
-    encode(w, n, k, 7, 12, &c);
+    encode(w, n, k, seg_log2, 12, &c);
     cr_assert_eq(c.v.mode, TSEAL_CT_MODE_HUFF);
     uint8_t *exp = c.blob.data + (c.v.exp_stream - c.blob.data);
     uint16_t *x = gen_x(2 * k, 0, 3), y_ref[10], y_emu[10];
@@ -814,17 +814,26 @@ Test(gemv_lane, corrupt_streams) {
             cr_assert_eq(err.flags, 0u, "bit %llu: kernel rejects a decodable stream",
                          (unsigned long long)bit);
             uint16_t want[10];
-            cr_assert_eq(tseal_gemv_ref_bf16(dec, n, k, 7, x, want, 2), 0);
+            cr_assert_eq(tseal_gemv_ref_bf16(dec, n, k, seg_log2, x, want, 2), 0);
             assert_same(y_ref, want, n, 2, "fused reference, flipped stream");
             assert_same(y_emu, want, n, 2, "emulated kernel, flipped stream");
         }
         exp[bit / 8] ^= (uint8_t)(0x80u >> (bit % 8));
     }
+    cr_assert_eq(e.a.plan.mode, want_mode);
     cr_assert_gt(rejected, 0, "no flip was detected at all");
     free(x);
     free(dec);
     coded_free(&c);
     free(w);
+}
+
+Test(gemv_lane, corrupt_streams) {
+    corrupt_streams(7, TSEAL_GEMV_MODE_ROWS); /* P = 24 */
+}
+
+Test(gemv_lane, corrupt_streams_tiles) {
+    corrupt_streams(6, TSEAL_GEMV_MODE_TILES); /* P = 47: tiles of 16, 2 rows per warp */
 }
 
 /* ---- API without a GPU -------------------------------------------------------------------------

@@ -323,13 +323,13 @@ Test(gpu_gemv, layer_shapes, .timeout = 600) {
 }
 
 /* Single bit flips: the checked call fails exactly when the reference decoder does; the
- * asynchronous call then gives 0x7FC0 on the bad rows. */
-Test(gpu_gemv, corrupt_streams) {
-    need_gpu();
+ * asynchronous call then gives 0x7FC0 on the bad rows. seg_log2 7: a ROWS plan (P = 24); 6: a
+ * TILES plan (P = 47, tiles of 16 segments, 2 rows per warp). */
+static void corrupt_streams(unsigned seg_log2) {
     const uint64_t n = 5, k = 3000;
     uint16_t *w = alloc16(n * k), *dec = alloc16(n * k);
     gen(G_SKEWED, w, n * k, 7);
-    tseal_codec_params p = {.max_code_bits = 12, .seg_log2 = 7};
+    tseal_codec_params p = {.max_code_bits = 12, .seg_log2 = (uint8_t)seg_log2};
     tseal_buf blob;
     tseal_ct_view v;
     cr_assert_eq(tseal_codec_encode(w, n, k, &p, &blob, NULL), 0);
@@ -363,7 +363,7 @@ Test(gpu_gemv, corrupt_streams) {
         } else {
             cr_assert_eq(rc, 0, "bit %llu: GPU rejects a decodable stream: %s",
                          (unsigned long long)bit, tseal_errmsg());
-            cr_assert_eq(tseal_gemv_ref_bf16(dec, n, k, 7, x, want, 2), 0);
+            cr_assert_eq(tseal_gemv_ref_bf16(dec, n, k, seg_log2, x, want, 2), 0);
             dbuf_get(&dy, got, "corrupt, decodable");
             assert_same(got, want, n, 2, "flipped but decodable stream");
         }
@@ -377,6 +377,16 @@ Test(gpu_gemv, corrupt_streams) {
     free(dec);
     free(w);
     tseal_buf_free(&blob);
+}
+
+Test(gpu_gemv, corrupt_streams) {
+    need_gpu();
+    corrupt_streams(7);
+}
+
+Test(gpu_gemv, corrupt_streams_tiles) {
+    need_gpu();
+    corrupt_streams(6);
 }
 
 Test(gpu_gemv, api_errors) {
