@@ -122,6 +122,26 @@ TSEAL_GPU_HD uint4 tseal_gpu_join8(uint64_t sm8, uint64_t e8) {
     return make_uint4(r[0], r[1], r[2], r[3]);
 }
 
+/* Read-only loads (the coded tensor never changes during a kernel): the read-only data path
+ * on the device. */
+TSEAL_GPU_HD uint32_t tseal_gpu_ld_word(const uint32_t *words, uint64_t i) {
+#ifdef __CUDA_ARCH__
+    return __ldg(words + i);
+#else
+    return words[i];
+#endif
+}
+
+/* 8 bytes at an 8-byte aligned address, as a little-endian 64-bit value. */
+TSEAL_GPU_HD uint64_t tseal_gpu_ld8(const uint8_t *p) {
+#ifdef __CUDA_ARCH__
+    const uint2 v = __ldg(reinterpret_cast<const uint2 *>(p));
+#else
+    const uint2 v = *reinterpret_cast<const uint2 *>(p);
+#endif
+    return (uint64_t)v.x | ((uint64_t)v.y << 32);
+}
+
 /*
  * Output of one segment: exponents are buffered in a 64-bit register until the next 8-element
  * boundary (or the segment end), then joined with the plane and stored. `lim` is how many
@@ -151,9 +171,8 @@ template <bool VEC> struct tseal_gpu_out8 {
 
     __host__ __device__ __forceinline__ void flush() {
         if (VEC && lim == 8) {
-            const uint2 p = *reinterpret_cast<const uint2 *>(plane + idx);
             *reinterpret_cast<uint4 *>(out + idx) =
-                tseal_gpu_join8((uint64_t)p.x | ((uint64_t)p.y << 32), acc);
+                tseal_gpu_join8(tseal_gpu_ld8(plane + idx), acc);
         } else {
             for (uint32_t k = 0; k < lim; k++)
                 out[idx + k] = tseal_bf16_join(plane[idx + k], (uint8_t)(acc >> (8 * k)));
@@ -213,7 +232,7 @@ TSEAL_GPU_HD uint32_t tseal_gpu_decode_segment(const uint32_t *words, uint64_t s
     /* Bit buffer: the next `avail` stream bits, left-aligned; word `wi` is the next to load. */
     uint64_t wi = start >> 5;
     const uint32_t s0 = (uint32_t)(start & 31);
-    uint64_t buf = (uint64_t)tseal_gpu_bswap32(words[wi++]) << (32 + s0);
+    uint64_t buf = (uint64_t)tseal_gpu_bswap32(tseal_gpu_ld_word(words, wi++)) << (32 + s0);
     uint32_t avail = 32 - s0;
 
     tseal_gpu_out8<VEC> o;
@@ -255,7 +274,7 @@ TSEAL_GPU_HD uint32_t tseal_gpu_decode_segment(const uint32_t *words, uint64_t s
     while (left > 0) {
         if (used >= seg_len) return TSEAL_GPU_ERR_OVERRUN;
         if (avail <= 32) {
-            buf |= (uint64_t)tseal_gpu_bswap32(words[wi++]) << (32 - avail);
+            buf |= (uint64_t)tseal_gpu_bswap32(tseal_gpu_ld_word(words, wi++)) << (32 - avail);
             avail += 32;
         }
         const uint32_t e = dtab[buf >> (64 - TSEAL_DTAB_BITS)];
@@ -295,9 +314,8 @@ TSEAL_GPU_HD void tseal_gpu_const_thread(const uint8_t *plane, uint16_t *out, ui
         const uint64_t e8 = (uint64_t)(e & 0xFFu) * 0x0101010101010101ull;
         const uint64_t chunks = n / 8;
         for (uint64_t k = tid; k < chunks; k += stride) {
-            const uint2 p = *reinterpret_cast<const uint2 *>(plane + 8 * k);
             *reinterpret_cast<uint4 *>(out + 8 * k) =
-                tseal_gpu_join8((uint64_t)p.x | ((uint64_t)p.y << 32), e8);
+                tseal_gpu_join8(tseal_gpu_ld8(plane + 8 * k), e8);
         }
         i0 = chunks * 8;
     }
