@@ -297,12 +297,15 @@ FAULT_WRAPS := malloc calloc realloc strdup strndup sodium_malloc sodium_free \
   OPENSSL_sk_new_null \
   open read __read_chk pread __pread_chk write pwrite fsync close rename link mkstemp mkdtemp \
   mkdir opendir
-build-fault/tseal: build-fault/tests/fault/fault.o
-build-fault/tseal: LIBS += build-fault/tests/fault/fault.o $(foreach f,$(FAULT_WRAPS),-Wl,--wrap=$(f))
+# build-asan/tseal-fault: make asan's objects, linked with fault.o and one --wrap per function.
+$(BUILD)/tseal-fault: $(CLI_OBJ) $(BUILD)/libtseal.a $(BUILD)/tests/fault/fault.o
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -pie $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libtseal.a $(BUILD)/tests/fault/fault.o \
+	  $(foreach f,$(FAULT_WRAPS),-Wl,--wrap=$(f)) $(LIBS)
 
 fault-test: deps
-	@$(MAKE) --no-print-directory BUILD=build-fault SAN=1 CUDA=0 OPT=-O1 build-fault/tseal
-	@tests/fault/run.sh build-fault
+	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 CUDA=0 OPT=-O1 build-asan/tseal-fault
+	@tests/fault/run.sh build-asan/tseal-fault
 
 gpu-test: all $(BUILD)/tests/gpu
 	$(BUILD)/tests/gpu --jobs=1 --short-filename

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# tests/fault/run.sh [BUILD_DIR] - fault injection over `tseal pack`, `tseal verify --key` and
-# `tseal unpack` of a tiny model (tests/fault/README.md). BUILD_DIR (default build-fault) holds
-# the tseal binary built with ASan+UBSan and tests/fault/fault.c (make fault-test).
+# tests/fault/run.sh [BIN] - fault injection over `tseal pack`, `tseal verify --key` and
+# `tseal unpack` of a tiny model (tests/fault/README.md). BIN (default build-asan/tseal-fault) is
+# the tseal CLI built with ASan+UBSan and tests/fault/fault.c (make fault-test); its logs go to
+# fault-logs/ beside it.
 #
 # For each operation, for each class (ALLOC, IO) and mode (one-shot: fail only the Nth call;
 # persistent: fail the Nth and every later call; short, IO only: every read/write from the Nth on
@@ -15,10 +16,11 @@
 # FAULT_TIMEOUT (seconds per run, default 60), FAULT_KEEP=1 (keep the work folder),
 # FAULT_NOTES=1 (list the call site of every error message that names no file, key or tensor).
 set -uo pipefail
-BUILD=${1:-build-fault}
-BIN=$(cd "$BUILD" 2>/dev/null && pwd)/tseal
+ARG=${1:-build-asan/tseal-fault}
+BUILD=$(dirname "$ARG")
+BIN=$(cd "$BUILD" 2>/dev/null && pwd)/$(basename "$ARG")
 HERE=$(cd "$(dirname "$0")" && pwd)
-[ -x "$BIN" ] || { echo "run.sh: $BUILD/tseal not found (make fault-test builds it)" >&2; exit 2; }
+[ -x "$BIN" ] || { echo "run.sh: $ARG not found (make fault-test builds it)" >&2; exit 2; }
 nm "$BIN" 2>/dev/null | grep ' __wrap_malloc$' >/dev/null ||
     { echo "run.sh: $BIN has no fault hooks (build it with make fault-test)" >&2; exit 2; }
 JOBS=${FAULT_JOBS:-$(nproc 2>/dev/null || echo 2)}
