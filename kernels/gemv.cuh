@@ -257,16 +257,18 @@ TSEAL_GEMV_HD uint64_t tseal_gemv_pow2_ceil(uint64_t v) {
 /* ---- the plan: rows -> warp tasks ------------------------------------------------------------ */
 
 /*
- * TILES tile width: of C = 32, 16, 8, the one that leaves the fewest lanes idle in a row's last
- * tile (P / (C ceil(P / C)) largest), the wider one on ties (more, smaller tasks). A narrower
- * tile puts more rows in a warp, and those rows' lanes read the same `x` columns.
+ * TILES tile width for n rows of P segments: of C = 32, 16, 8, the one that leaves the fewest
+ * lanes idle, counting the idle lanes of each row's last tile and the rows missing from the last
+ * group of 32 / C rows; the wider one on ties (more, smaller tasks). A narrower tile puts more
+ * rows in a warp, and those rows' lanes read the same `x` columns.
  */
-TSEAL_GEMV_HD uint32_t tseal_gemv_tile_log2_auto(uint64_t P) {
-    uint32_t best = TSEAL_GEMV_TILE_LOG2_MAX;
-    uint64_t best_slots = ((P + 31) >> 5) << 5;
-    for (uint32_t tl = TSEAL_GEMV_TILE_LOG2_MAX; tl-- > TSEAL_GEMV_TILE_LOG2_MIN;) {
-        const uint64_t slots = ((P + ((uint64_t)1 << tl) - 1) >> tl) << tl;
-        if (slots < best_slots) {
+TSEAL_GEMV_HD uint32_t tseal_gemv_tile_log2_auto(uint64_t n, uint64_t P) {
+    uint32_t best = 0;
+    uint64_t best_slots = 0;
+    for (uint32_t tl = TSEAL_GEMV_TILE_LOG2_MAX + 1; tl-- > TSEAL_GEMV_TILE_LOG2_MIN;) {
+        const uint64_t R = 32u >> tl, rows = (n + R - 1) / R * R;
+        const uint64_t slots = rows * (((P + ((uint64_t)1 << tl) - 1) >> tl) << tl);
+        if (!best || slots < best_slots) {
             best = tl;
             best_slots = slots;
         }
@@ -308,7 +310,7 @@ TSEAL_GEMV_HD void tseal_gemv_plan_make_tile(uint64_t n, uint64_t k, unsigned se
         pl->n_tasks = (n + pl->rows_per_warp - 1) / pl->rows_per_warp;
     } else {
         pl->mode = TSEAL_GEMV_MODE_TILES;
-        pl->tile_log2 = tile_log2 ? tile_log2 : tseal_gemv_tile_log2_auto(P);
+        pl->tile_log2 = tile_log2 ? tile_log2 : tseal_gemv_tile_log2_auto(n, P);
         pl->rows_per_warp = 32u >> pl->tile_log2;
         pl->lanes_per_task = 32;
         pl->tiles = ((P - 1) >> pl->tile_log2) + 1;

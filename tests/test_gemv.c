@@ -745,6 +745,15 @@ Test(gemv_lane, plans_cover_every_segment) {
             }
 }
 
+/* The automatic tile width idles the fewest lanes, counting rows and segments. */
+Test(gemv_lane, tile_width) {
+    cr_assert_eq(tseal_gemv_tile_log2_auto(4096, 56), 3); /* 7 tiles of 8 vs 2 of 32 (24 idle) */
+    cr_assert_eq(tseal_gemv_tile_log2_auto(1, 391), 5);   /* 1 row: 4 rows per warp idle 3 */
+    cr_assert_eq(tseal_gemv_tile_log2_auto(5, 47), 4);    /* 3 x 2 rows, 3 tiles of 16 */
+    cr_assert_eq(tseal_gemv_tile_log2_auto(64, 64), 5);   /* no idle lane at any width: widest */
+    cr_assert_eq(tseal_gemv_tile_log2_auto(2, 40), 4);    /* 2 rows x 3 tiles of 16 = 96 slots */
+}
+
 /* The stack of the tiles and pieces is the pairwise tree of the reference. */
 Test(gemv_lane, stack_is_pairwise) {
     uint64_t s = 17;
