@@ -63,8 +63,8 @@
 #ifndef TSEAL_GEMV_TASKS_PER_SM
 #define TSEAL_GEMV_TASKS_PER_SM 16 /* warp tasks wanted per SM before rows are split in pieces */
 #endif
-/* Most tiles (of 32 segments) one warp task sums; longer rows are always split in pieces.
- * The per-warp stack of partial sums has log2 of this plus one levels. */
+/* Most tiles one warp task sums; longer rows are always split in pieces. Each row's stack of
+ * partial sums has log2 of this plus one levels. */
 #define TSEAL_GEMV_PIECE_TILES_MAX 2048u
 #define TSEAL_GEMV_STACK_LEVELS    12u
 /* TILES: a tile is C = 2^tile_log2 consecutive segments of a row (C = 8, 16 or 32), and a warp
