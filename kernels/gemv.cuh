@@ -820,6 +820,26 @@ __device__ __forceinline__ void tseal_gemv_tile_starts(const tseal_gemv_args *a,
     }
 }
 
+/* TILES, tiles after a task's first: the row's segments continue where its previous tile ended
+ * (`next`, the same in all lanes of the row), so a lane only needs the exclusive prefix of the
+ * lengths in its row's tile (a scan over the row's C lanes). Equal to tseal_gemv_tile_starts
+ * because the view checks that the lengths chain into the group bases. */
+__device__ __forceinline__ void tseal_gemv_tile_next_starts(const tseal_gemv_args *a,
+                                                            const tseal_gemv_slot *s, uint64_t next,
+                                                            unsigned lane, uint64_t *start,
+                                                            uint32_t *len) {
+    const uint32_t C = 1u << a->plan.tile_log2, c = lane & (C - 1);
+    const uint32_t own =
+        s->active ? tseal_gemv_seg_bits(a, s->row * a->plan.segs_per_row + s->i) : 0u;
+    uint32_t incl = own;
+    for (uint32_t d = 1; d < C; d <<= 1) {
+        const uint32_t v = __shfl_up_sync(TSEAL_GEMV_FULL_MASK, incl, d);
+        if (c >= d) incl += v; /* lane - d is in the same row's lanes */
+    }
+    *start = next + (incl - own);
+    *len = own;
+}
+
 template <int KIND, int NB, bool VEC>
 __device__ __forceinline__ void
 tseal_gemv_task_tiles(const tseal_gemv_args *a, uint64_t task, unsigned lane, const uint32_t *dtab,
@@ -832,13 +852,21 @@ tseal_gemv_task_tiles(const tseal_gemv_args *a, uint64_t task, unsigned lane, co
     const uint64_t row = group * pl->rows_per_warp + r;
     /* the first lane of each row's tile holds the tile's sum and keeps the row's stack */
     const bool head = (lane & ((1u << pl->tile_log2) - 1)) == 0 && row < pl->n;
+    uint64_t next = 0; /* HUFF: start bit of the row's next tile */
     for (uint64_t t = t0; t < t1; t++) {
         tseal_gemv_slot s;
         tseal_gemv_tile_slot(pl, group, t, lane, &s);
         uint64_t start = 0;
         uint32_t len = 0;
-        if (KIND == TSEAL_GEMV_KIND_HUFF)
-            tseal_gemv_tile_starts(a, &s, group, t, lane, &start, &len);
+        if (KIND == TSEAL_GEMV_KIND_HUFF) {
+            /* one warp scan per row for the first tile, a scan within the row after it */
+            if (t == t0)
+                tseal_gemv_tile_starts(a, &s, group, t, lane, &start, &len);
+            else
+                tseal_gemv_tile_next_starts(a, &s, next, lane, &start, &len);
+            const unsigned last = (lane & ~((1u << pl->tile_log2) - 1)) + s.count - 1;
+            next = __shfl_sync(TSEAL_GEMV_FULL_MASK, start + len, last);
+        }
         float p[NB];
         tseal_gemv_warp_segment<KIND, NB, VEC>(a, &s, start, len, dtab, code_len, p);
         tseal_gemv_warp_tree<NB>(&s, 1u << pl->tile_log2, a->batch, p);
@@ -865,7 +893,7 @@ tseal_gemv_task_tiles(const tseal_gemv_args *a, uint64_t task, unsigned lane, co
  * The GEMV kernel: persistent blocks of TSEAL_GEMV_WARPS warps; every warp runs warp tasks
  * blockIdx.x * WARPS + warp, then + gridDim.x * WARPS, ... (no block-wide synchronisation
  * after the HUFF table copy). NB: compile-time batch bound (1, 2, 4, 8, 16). Batch 1 asks for
- * 5 resident blocks (<= 51 registers; ptxas -v: 47-48, no spill) so that 40 warps per SM hide the
+ * 5 resident blocks (<= 51 registers; ptxas -v: 48, no spill) so that 40 warps per SM hide the
  * latency of the serial decode; left alone ptxas gave it 55.
  */
 template <int KIND, int NB, bool VEC>

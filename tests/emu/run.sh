@@ -92,10 +92,11 @@ fi
 step bench-gemv "$T" bench gemv --shapes 1x4096,96x512,257x1000,3x40000 --batch 1,3,8,16 \
     --segment 64 --repeat 1 --cpu-check
 # TILES plans at every tile width: 8 and 16 put 4 and 2 rows in a warp (9 rows: a partial group)
-step bench-gemv-tile8 "$T" bench gemv --shapes 9x4096,5x14336 --batch 1,8 --segment 64 --tile 8 \
-    --repeat 1 --cpu-check
-step bench-gemv-tile16 "$T" bench gemv --shapes 9x4096 --batch 2,16 --segment 64 --tile 16 \
-    --repeat 1 --cpu-check
+# (64 x 14336: several tiles per task, so the start bits of later tiles continue the first's)
+step bench-gemv-tile8 "$T" bench gemv --shapes 9x4096,5x14336,64x14336 --batch 1,8 --segment 64 \
+    --tile 8 --repeat 1 --cpu-check
+step bench-gemv-tile16 "$T" bench gemv --shapes 9x4096,64x14336 --batch 2,16 --segment 64 \
+    --tile 16 --repeat 1 --cpu-check
 step bench-gpu "$T" bench gpu --shapes 64x512,300x1000 --segment 128 --repeat 1 --model "$W/model"
 if grep -q '"exact": *false' "$W"/*.log; then
     echo "  FAIL  a benchmark result is not bit-exact"
