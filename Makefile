@@ -252,7 +252,8 @@ asan-test: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 CUDA=0 OPT=-O1 test-run
 
 # libFuzzer targets: the library is built once with clang and the fuzzer-no-link
-# instrumentation, then each target links against it and runs FUZZ_SECONDS from its corpus.
+# instrumentation, then each target links against it; fuzz/run.sh runs them FUZZ_SECONDS each
+# from their corpora, one per CPU at a time.
 FUZZ_CC    ?= clang
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SAN   := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
@@ -267,18 +268,11 @@ deps-fuzz:
 fuzz: deps deps-fuzz
 	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) CUDA=0 OPT=-O1 \
 	  EXTRA_CFLAGS="$(FUZZ_SAN)" $(FUZZ_BUILD)/libtseal.a
-	@mkdir -p fuzz/artifacts
 	@for t in $(FUZZ_TARGETS); do \
 	  $(FUZZ_CC) -std=gnu11 -g -O1 $(INC) -DTSEAL_CUDA=0 -fsanitize=fuzzer,address,undefined \
 	    -fno-sanitize-recover=undefined fuzz/fuzz_$$t.c $(FUZZ_BUILD)/libtseal.a \
-	    -o $(FUZZ_BUILD)/fuzz-$$t -lsodium -lcrypto -lcjson -lzstd -lm -pthread || exit 1; \
-	  mkdir -p fuzz/corpus/$$t $(FUZZ_BUILD)/corpus-$$t; \
-	  printf 'fuzzing %-12s %3ss: ' $$t $(FUZZ_SECONDS); \
-	  $(FUZZ_BUILD)/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
-	    -artifact_prefix=fuzz/artifacts/$$t- $(FUZZ_BUILD)/corpus-$$t fuzz/corpus/$$t \
-	    >$(FUZZ_BUILD)/$$t.log 2>&1 || { echo FAILED; tail -40 $(FUZZ_BUILD)/$$t.log; \
-	    echo "crasher saved under fuzz/artifacts/ (add it to fuzz/crashers/$$t/ once fixed)"; exit 1; }; \
-	  tail -1 $(FUZZ_BUILD)/$$t.log; done
+	    -o $(FUZZ_BUILD)/fuzz-$$t -lsodium -lcrypto -lcjson -lzstd -lm -pthread || exit 1; done
+	@fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # Fault injection (tests/fault/README.md): an ASan+UBSan CLI whose allocations and I/O calls
 # go through hooks that fail the Nth call; tests/fault/run.sh sweeps N through pack, verify
