@@ -20,6 +20,8 @@ CUDA_ARCH ?= sm_90
 # KERNEL_DEFS: -D options for the kernels only (nvcc, or g++ under EMU=1), e.g. the earlier
 # control flow kept for measuring against: -DTSEAL_GEMV_INLINE_CHUNKS=1 -DTSEAL_DECODE_INLINE_CHUNKS=1
 KERNEL_DEFS ?=
+# Parallel jobs of the builds that make test, fuzz, fault-test and emu-test start themselves.
+NPROC := $(shell nproc 2>/dev/null || echo 2)
 # EMU=1: the CUDA emulator (tests/emu/README.md): kernels/*.cu built by g++, run on CPU fibers.
 EMU     ?= 0
 ifeq ($(EMU),1)
@@ -96,7 +98,7 @@ TEST_OBJ:= $(patsubst %.c,$(BUILD)/%.o,$(TEST_C))
 GPUT_OBJ:= $(patsubst tests/gpu/%.c,$(BUILD)/tests/gpu.obj/%.o,$(wildcard tests/gpu/*.c))
 FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
 
-.PHONY: fault-test attacks-test attacks-regen deps-fuzz all deps demo test test-run unit cli-test fuzz-replay nocuda-check bench asan asan-test \
+.PHONY: test-build fault-test attacks-test attacks-regen deps-fuzz all deps demo test test-run unit cli-test fuzz-replay nocuda-check bench asan asan-test \
         fuzz gpu-test emu-test format format-check clean weights
 
 all: $(BUILD)/tseal $(BUILD)/libtseal.a $(BUILD)/libtseal.so
@@ -184,16 +186,22 @@ demo: deps
 # it), every fuzz target for FUZZ_CI_SECONDS on top of the corpus replay, fault injection, and
 # the CUDA code on the CPU emulator of the GPU.
 FUZZ_CI_SECONDS ?= 10
+# Builds run NPROC jobs at a time; the tests themselves run one step after the other.
 test: deps
+	@$(MAKE) --no-print-directory -j$(NPROC) test-build
 	@$(MAKE) --no-print-directory test-run
 	@$(MAKE) --no-print-directory python-test
+	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 CUDA=0 OPT=-O1 -j$(NPROC) test-build
 	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 CUDA=0 OPT=-O1 test-run
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_CI_SECONDS)
 	@$(MAKE) --no-print-directory fault-test
 	@$(MAKE) --no-print-directory emu-test
 	@echo "make test: everything passed"
 
-test-run: all $(BUILD)/tests/unit $(addprefix $(BUILD)/fuzz/replay-,$(FUZZ_TARGETS))
+# What test-run needs built (make test builds it in parallel first).
+test-build: all $(BUILD)/tests/unit $(addprefix $(BUILD)/fuzz/replay-,$(FUZZ_TARGETS))
+
+test-run: test-build
 	@bench/fetch-weights.sh $(BUILD) || echo "warning: real model unavailable; its tests will skip"
 	@$(MAKE) --no-print-directory unit fuzz-replay cli-test attacks-test
 	@if [ "$(BUILD)" = build ]; then $(MAKE) --no-print-directory nocuda-check; fi
@@ -232,7 +240,7 @@ attacks-regen: $(BUILD)/libtseal.a
 
 # The library and CLI must also build without CUDA (the kernels/ stub).
 nocuda-check:
-	@$(MAKE) --no-print-directory BUILD=build-nocuda CUDA=0 all >/dev/null
+	@$(MAKE) --no-print-directory -j$(NPROC) BUILD=build-nocuda CUDA=0 all >/dev/null
 	@build-nocuda/tseal --help >/dev/null && echo "no-CUDA build: ok"
 
 weights: all
@@ -266,7 +274,7 @@ deps-fuzz:
 	  || { echo "error: could not install:$$missing" >&2; exit 1; }; fi
 
 fuzz: deps deps-fuzz
-	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) CUDA=0 OPT=-O1 \
+	@$(MAKE) --no-print-directory -j$(NPROC) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) CUDA=0 OPT=-O1 \
 	  EXTRA_CFLAGS="$(FUZZ_SAN)" $(FUZZ_BUILD)/libtseal.a
 	@for t in $(FUZZ_TARGETS); do \
 	  $(FUZZ_CC) -std=gnu11 -g -O1 $(INC) -DTSEAL_CUDA=0 -fsanitize=fuzzer,address,undefined \
@@ -298,7 +306,7 @@ $(BUILD)/tseal-fault: $(CLI_OBJ) $(BUILD)/libtseal.a $(BUILD)/tests/fault/fault.
 	  $(foreach f,$(FAULT_WRAPS),-Wl,--wrap=$(f)) $(LIBS)
 
 fault-test: deps
-	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 CUDA=0 OPT=-O1 build-asan/tseal-fault
+	@$(MAKE) --no-print-directory -j$(NPROC) BUILD=build-asan SAN=1 CUDA=0 OPT=-O1 build-asan/tseal-fault
 	@tests/fault/run.sh build-asan/tseal-fault
 
 gpu-test: all $(BUILD)/tests/gpu
@@ -308,7 +316,7 @@ gpu-test: all $(BUILD)/tests/gpu
 # emulated CUDA runtime (CUDA threads as fibers, device memory under ASan+UBSan), running the GPU
 # tests, the GPU-path memory scan, `tseal load --check` and the GPU benchmarks on small shapes.
 emu-test: deps
-	@$(MAKE) --no-print-directory BUILD=build-emu EMU=1 SAN=1 OPT=-O1 \
+	@$(MAKE) --no-print-directory -j$(NPROC) BUILD=build-emu EMU=1 SAN=1 OPT=-O1 \
 	  build-emu/tseal build-emu/libtseal.so build-emu/tests/gpu build-emu/tests/memscan \
 	  build-emu/tests/emu/selftest
 	@tests/emu/run.sh build-emu
