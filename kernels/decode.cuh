@@ -122,17 +122,8 @@ TSEAL_GPU_HD uint4 tseal_gpu_join8(uint64_t sm8, uint64_t e8) {
     return make_uint4(r[0], r[1], r[2], r[3]);
 }
 
-/* Read-only loads (the coded tensor never changes during a kernel): the read-only data path
- * on the device. */
-TSEAL_GPU_HD uint32_t tseal_gpu_ld_word(const uint32_t *words, uint64_t i) {
-#ifdef __CUDA_ARCH__
-    return __ldg(words + i);
-#else
-    return words[i];
-#endif
-}
-
-/* 8 bytes at an 8-byte aligned address, as a little-endian 64-bit value. */
+/* 8 bytes at an 8-byte aligned address, as a little-endian 64-bit value (read-only path on the
+ * device, like tseal_gpu_ldw). */
 TSEAL_GPU_HD uint64_t tseal_gpu_ld8(const uint8_t *p) {
 #ifdef __CUDA_ARCH__
     const uint2 v = __ldg(reinterpret_cast<const uint2 *>(p));
@@ -232,7 +223,7 @@ TSEAL_GPU_HD uint32_t tseal_gpu_decode_segment(const uint32_t *words, uint64_t s
     /* Bit buffer: the next `avail` stream bits, left-aligned; word `wi` is the next to load. */
     uint64_t wi = start >> 5;
     const uint32_t s0 = (uint32_t)(start & 31);
-    uint64_t buf = (uint64_t)tseal_gpu_bswap32(tseal_gpu_ld_word(words, wi++)) << (32 + s0);
+    uint64_t buf = (uint64_t)tseal_gpu_bswap32(tseal_gpu_ldw(words, wi++)) << (32 + s0);
     uint32_t avail = 32 - s0;
 
     tseal_gpu_out8<VEC> o;
@@ -274,7 +265,7 @@ TSEAL_GPU_HD uint32_t tseal_gpu_decode_segment(const uint32_t *words, uint64_t s
     while (left > 0) {
         if (used >= seg_len) return TSEAL_GPU_ERR_OVERRUN;
         if (avail <= 32) {
-            buf |= (uint64_t)tseal_gpu_bswap32(tseal_gpu_ld_word(words, wi++)) << (32 - avail);
+            buf |= (uint64_t)tseal_gpu_bswap32(tseal_gpu_ldw(words, wi++)) << (32 - avail);
             avail += 32;
         }
         const uint32_t e = dtab[buf >> (64 - TSEAL_DTAB_BITS)];

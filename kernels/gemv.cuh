@@ -186,16 +186,6 @@ TSEAL_GEMV_HD uint16_t tseal_gemv_bf16_out(float f) {
 }
 
 /* Loads through the read-only path on the device; memcpy (any alignment) on the host. */
-TSEAL_GEMV_HD uint32_t tseal_gemv_ldw(const uint32_t *p, uint64_t i) {
-#ifdef __CUDA_ARCH__
-    return __ldg(p + i);
-#else
-    uint32_t v;
-    memcpy(&v, (const uint8_t *)p + 4 * i, 4);
-    return v;
-#endif
-}
-
 TSEAL_GEMV_HD uint64_t tseal_gemv_ldq(const uint64_t *p, uint64_t i) {
 #ifdef __CUDA_ARCH__
     return __ldg((const unsigned long long *)p + i);
@@ -376,8 +366,8 @@ TSEAL_GEMV_HD void tseal_gemv_tile_slot(const tseal_gemv_plan *pl, uint64_t grou
 TSEAL_GEMV_HD uint32_t tseal_gemv_seg_bits(const tseal_gemv_args *a, uint64_t j) {
     if (a->len_width == 0) return a->seg_bits_min;
     const uint64_t bit = j * a->len_width, w = bit >> 5;
-    const uint32_t v = tseal_gpu_shr64(tseal_gemv_ldw(a->seg_lens, w),
-                                       tseal_gemv_ldw(a->seg_lens, w + 1), (uint32_t)(bit & 31));
+    const uint32_t v = tseal_gpu_shr64(tseal_gpu_ldw(a->seg_lens, w),
+                                       tseal_gpu_ldw(a->seg_lens, w + 1), (uint32_t)(bit & 31));
     return a->seg_bits_min + (v & ((1u << a->len_width) - 1u));
 }
 
@@ -561,7 +551,7 @@ TSEAL_GEMV_HD uint32_t tseal_gemv_seg_huff(const tseal_gemv_args *a, int vec, un
     if (start > a->exp_bits || seg_len > a->exp_bits - start) return TSEAL_GEMV_ERR_BOUNDS;
     uint64_t wi = start >> 5;
     const uint32_t s0 = (uint32_t)(start & 31);
-    uint64_t buf = (uint64_t)tseal_gpu_bswap32(tseal_gemv_ldw(a->exp_words, wi++)) << (32 + s0);
+    uint64_t buf = (uint64_t)tseal_gpu_bswap32(tseal_gpu_ldw(a->exp_words, wi++)) << (32 + s0);
     uint32_t avail = 32 - s0, used = 0, left = nsyms, n = 0;
     uint64_t acc = 0;
 
@@ -609,7 +599,7 @@ TSEAL_GEMV_HD uint32_t tseal_gemv_seg_huff(const tseal_gemv_args *a, int vec, un
     while (left > 0) {
         if (used >= seg_len) return TSEAL_GEMV_ERR_OVERRUN;
         if (avail <= 32) {
-            buf |= (uint64_t)tseal_gpu_bswap32(tseal_gemv_ldw(a->exp_words, wi++)) << (32 - avail);
+            buf |= (uint64_t)tseal_gpu_bswap32(tseal_gpu_ldw(a->exp_words, wi++)) << (32 - avail);
             avail += 32;
         }
         const uint32_t e = dtab[buf >> (64 - TSEAL_DTAB_BITS)];

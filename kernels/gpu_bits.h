@@ -33,6 +33,18 @@ TSEAL_BITS_HD uint32_t tseal_gpu_shr64(uint32_t lo, uint32_t hi, uint32_t s) {
 #endif
 }
 
+/* Word i of a read-only array: the read-only data path on the device; any alignment on the
+ * host (the CPU tests read words out of byte buffers). */
+TSEAL_BITS_HD uint32_t tseal_gpu_ldw(const uint32_t *p, uint64_t i) {
+#ifdef __CUDA_ARCH__
+    return __ldg(p + i);
+#else
+    uint32_t v;
+    memcpy(&v, (const uint8_t *)p + 4 * i, 4);
+    return v;
+#endif
+}
+
 /*
  * One multi-symbol lookup of a segment's fast path. The bit buffer `buf` holds the next `avail`
  * bits of the MSB-first exponent stream, left-aligned; word `wi` is the next to load. Refill
@@ -42,14 +54,7 @@ TSEAL_BITS_HD uint32_t tseal_gpu_shr64(uint32_t lo, uint32_t hi, uint32_t s) {
 TSEAL_BITS_HD uint32_t tseal_gpu_lookup(const uint32_t *words, const uint32_t *dtab, uint64_t *buf,
                                         uint32_t *avail, uint64_t *wi) {
     if (*avail <= 32) {
-#ifdef __CUDA_ARCH__
-        const uint32_t w = __ldg(words + *wi);
-#else
-        uint32_t w;
-        memcpy(&w, (const uint8_t *)words + 4 * *wi, 4);
-#endif
-        (*wi)++;
-        *buf |= (uint64_t)tseal_gpu_bswap32(w) << (32 - *avail);
+        *buf |= (uint64_t)tseal_gpu_bswap32(tseal_gpu_ldw(words, (*wi)++)) << (32 - *avail);
         *avail += 32;
     }
     const uint32_t e = dtab[*buf >> (64 - TSEAL_DTAB_BITS)];
