@@ -10,8 +10,9 @@
 #                                 tests, compute-sanitizer (memcheck, racecheck, synccheck,
 #                                 initcheck) on a small case, the memory scan, `tseal load --check`
 #                                 (host and GPU decryption), `tseal bench gpu --json`, `tseal
-#                                 bench gemv --json` (also at other segment sizes, and built with
-#                                 the decode loops' earlier control flow), and with
+#                                 bench gemv --json` (also at other segment sizes, tile widths and
+#                                 rows per lane, and built with the decode loops' earlier control
+#                                 flow), and with
 #                                 TSEAL_GPU_E2E=1 bench/e2e_serve.py
 #                                 (needs torch and transformers there). Logs and JSON go to $OUT (or build-gpu/gpu-check/);
 #                                 summary.json lists every step. Exit status 0 iff no step failed.
@@ -204,6 +205,13 @@ run() {
         fi
     done
 
+    # Optional: rows per lane (docs/GEMV.md, "Two rows per lane"). The default above pairs rows at
+    # batch 4 and 8 where the plan allows; here one row per lane there, and two at every batch
+    # bound that has pair kernels (also where the default plan would not pair).
+    step bench-gemv-pair1 0 sh -c "'$BUILD/tseal' bench gemv --batch 4,8 --pair 1 --json \
+        >'$OUT/bench-gemv-pair1.json'" || true
+    step bench-gemv-pair2 0 sh -c "'$BUILD/tseal' bench gemv --batch 1,2,8 --pair 2 --json \
+        >'$OUT/bench-gemv-pair2.json'" || true
     # Optional, for choosing the serving segment size (docs/GEMV.md): the fused GEMV at 1024-weight
     # segments, the decode at 256. Last, so that a call cut off by its time limit loses only these.
     step bench-gemv-seg1024 0 sh -c "'$BUILD/tseal' bench gemv --segment 1024 --batch 1,8 --json \

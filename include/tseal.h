@@ -771,6 +771,14 @@ int tseal_gpu_gemv_async(const tseal_gpu_tensor *t, const void *x, void *y, unsi
 int tseal_gpu_gemv_ref(const void *w_bf16, uint64_t n, uint64_t k, unsigned seg_log2, const void *x,
                        void *y, unsigned batch, void *stream);
 
+/* How tseal_gpu_gemv cuts its work (docs/GEMV.md, "Kernel design"), for benchmarks and tests:
+ * every setting gives the same bits, and the defaults suit. Process-wide, for the launches that
+ * follow. tile_log2: tiles of 2^tile_log2 segments for rows longer than 32 segments, 3..5, or
+ * 0 automatic (the default; other values are taken as 0). rows_per_lane: 1, 2 (where a pair
+ * kernel exists: coded tensors at batch <= 8, and the plan allows it), or 0 automatic (the
+ * default: 2 at batch 3..8). */
+void tseal_gpu_gemv_tune(unsigned tile_log2, unsigned rows_per_lane);
+
 #ifdef __cplusplus
 }
 #endif

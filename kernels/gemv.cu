@@ -41,22 +41,30 @@ static unsigned nb_index(unsigned batch) {
     return batch <= 1 ? 0 : batch <= 2 ? 1 : batch <= 4 ? 2 : batch <= 8 ? 3 : 4;
 }
 
-template <int KIND, bool VEC> static gemv_fn pick_nb(unsigned nbi) {
+template <int KIND, bool VEC, int PAIR> static gemv_fn pick_nb(unsigned nbi) {
     switch (nbi) {
     case 0:
-        return tseal_gemv_kernel<KIND, 1, VEC>;
+        return tseal_gemv_kernel<KIND, 1, VEC, PAIR>;
     case 1:
-        return tseal_gemv_kernel<KIND, 2, VEC>;
+        return tseal_gemv_kernel<KIND, 2, VEC, PAIR>;
     case 2:
-        return tseal_gemv_kernel<KIND, 4, VEC>;
-    case 3:
-        return tseal_gemv_kernel<KIND, 8, VEC>;
+        return tseal_gemv_kernel<KIND, 4, VEC, PAIR>;
     default:
-        return tseal_gemv_kernel<KIND, 16, VEC>;
+        return tseal_gemv_kernel<KIND, 8, VEC, PAIR>;
     }
 }
 
-static gemv_fn pick(int kind, unsigned nbi, bool vec) {
+template <int KIND, bool VEC> static gemv_fn pick_nb(unsigned nbi) {
+    return nbi < NB_COUNT - 1 ? pick_nb<KIND, VEC, 1>(nbi) : tseal_gemv_kernel<KIND, 16, VEC, 1>;
+}
+
+static_assert(TSEAL_GEMV_PAIR_NB_MAX == 8, "pick() instantiates pair kernels for NB 1..8");
+
+/* pair == 2: HUFF only, batch bound <= TSEAL_GEMV_PAIR_NB_MAX (the plan says). */
+static gemv_fn pick(int kind, unsigned nbi, bool vec, unsigned pair) {
+    if (pair == 2)
+        return vec ? pick_nb<TSEAL_GEMV_KIND_HUFF, true, 2>(nbi)
+                   : pick_nb<TSEAL_GEMV_KIND_HUFF, false, 2>(nbi);
     switch (kind) {
     case TSEAL_GEMV_KIND_HUFF:
         return vec ? pick_nb<TSEAL_GEMV_KIND_HUFF, true>(nbi)
@@ -74,10 +82,9 @@ static gemv_fn pick(int kind, unsigned nbi, bool vec) {
  * threads compute the same value). */
 #define MAX_DEVICES 64
 static int g_sms[MAX_DEVICES];
-static int g_blocks[MAX_DEVICES][3][NB_COUNT][2];
+static int g_blocks[MAX_DEVICES][3][NB_COUNT][2][2];
 
-static int device_shape(int device, int kind, unsigned nbi, bool vec, gemv_fn fn, int *sms,
-                        int *blocks_per_sm, const char *what) {
+static int device_sms(int device, int *sms, const char *what) {
     const bool cache = device >= 0 && device < MAX_DEVICES;
     int s = cache ? __atomic_load_n(&g_sms[device], __ATOMIC_RELAXED) : 0;
     if (s <= 0) {
@@ -85,7 +92,14 @@ static int device_shape(int device, int kind, unsigned nbi, bool vec, gemv_fn fn
         if (s < 1) s = 1;
         if (cache) __atomic_store_n(&g_sms[device], s, __ATOMIC_RELAXED);
     }
-    int *slot = cache ? &g_blocks[device][kind][nbi][vec ? 1 : 0] : NULL;
+    *sms = s;
+    return 0;
+}
+
+static int kernel_blocks(int device, int kind, unsigned nbi, bool vec, unsigned pair, gemv_fn fn,
+                         int *blocks_per_sm, const char *what) {
+    const bool cache = device >= 0 && device < MAX_DEVICES;
+    int *slot = cache ? &g_blocks[device][kind][nbi][vec ? 1 : 0][pair == 2 ? 1 : 0] : NULL;
     int b = slot ? __atomic_load_n(slot, __ATOMIC_RELAXED) : 0;
     if (b <= 0) {
         CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, fn, TSEAL_GEMV_THREADS, 0),
@@ -93,17 +107,39 @@ static int device_shape(int device, int kind, unsigned nbi, bool vec, gemv_fn fn
         if (b < 1) b = 1;
         if (slot) __atomic_store_n(slot, b, __ATOMIC_RELAXED);
     }
-    *sms = s;
     *blocks_per_sm = b;
     return 0;
 }
 
-static unsigned g_tile_log2; /* 0: automatic (tseal_gemv_set_tile_log2) */
+/* tseal_gpu_gemv_tune's settings; 0: automatic */
+static unsigned g_tile_log2, g_pair;
 
-void tseal_gemv_set_tile_log2(unsigned tile_log2) {
+extern "C" void tseal_gpu_gemv_tune(unsigned tile_log2, unsigned rows_per_lane) {
     if (tile_log2 && (tile_log2 < TSEAL_GEMV_TILE_LOG2_MIN || tile_log2 > TSEAL_GEMV_TILE_LOG2_MAX))
         tile_log2 = 0;
     __atomic_store_n(&g_tile_log2, tile_log2, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_pair, rows_per_lane <= 2 ? rows_per_lane : 0u, __ATOMIC_RELAXED);
+}
+
+/*
+ * Rows per lane to ask the plan for. Two rows per lane halve the `x` loads and conversions per
+ * weight and give each lane two independent decode chains, for more registers. By default they
+ * are asked for at batch 3..8, where the `x` work per weight is large (docs/GEMV.md, "Two rows
+ * per lane"); batch 1-2 keep one row per lane and 5 resident blocks.
+ */
+static unsigned pair_wanted(int kind, unsigned batch) {
+    const unsigned nb = (unsigned)tseal_gemv_pow2_ceil(batch);
+    if (kind != TSEAL_GEMV_KIND_HUFF || nb > TSEAL_GEMV_PAIR_NB_MAX) return 1;
+    const unsigned set = __atomic_load_n(&g_pair, __ATOMIC_RELAXED);
+    if (set) return set;
+    return nb >= 4 ? TSEAL_GEMV_PAIR_IF_FILLED : 1;
+}
+
+static void plan_make(uint64_t n, uint64_t k, unsigned seg_log2, int kind, unsigned batch, int sms,
+                      tseal_gemv_plan *pl) {
+    tseal_gemv_plan_make_tile(n, k, seg_log2, (uint64_t)sms * TSEAL_GEMV_TASKS_PER_SM,
+                              __atomic_load_n(&g_tile_log2, __ATOMIC_RELAXED),
+                              pair_wanted(kind, batch), pl);
 }
 
 /*
@@ -123,12 +159,13 @@ static int launch(tseal_gemv_args *a, int kind, int device, cudaStream_t s, cons
                      (kind == TSEAL_GEMV_KIND_BF16 ? ((uintptr_t)a->w & 15) == 0
                                                    : ((uintptr_t)a->plane & 7) == 0);
     const unsigned nbi = nb_index(a->batch);
-    gemv_fn fn = pick(kind, nbi, vec);
     int sms = 0, per_sm = 0;
-    int rc = device_shape(device, kind, nbi, vec, fn, &sms, &per_sm, what);
+    int rc = device_sms(device, &sms, what);
     if (rc) return rc;
-    tseal_gemv_plan_make_tile(n, k, seg_log2, (uint64_t)sms * TSEAL_GEMV_TASKS_PER_SM,
-                              __atomic_load_n(&g_tile_log2, __ATOMIC_RELAXED), &a->plan);
+    plan_make(n, k, seg_log2, kind, a->batch, sms, &a->plan);
+    gemv_fn fn = pick(kind, nbi, vec, a->plan.pair);
+    rc = kernel_blocks(device, kind, nbi, vec, a->plan.pair, fn, &per_sm, what);
+    if (rc) return rc;
 
     a->pieces = NULL;
     if (a->plan.pieces > 1) {
@@ -245,6 +282,14 @@ static int tensor_args(const tseal_gpu_tensor *t, tseal_gemv_args *a, int *kind,
 extern "C" unsigned tseal_gpu_gemv_seg_log2(const tseal_gpu_tensor *t) {
     if (!t) return 0;
     return t->geo.mode == TSEAL_CT_MODE_HUFF ? t->geo.seg_log2 : TSEAL_GEMV_FLAT_SEG_LOG2;
+}
+
+void tseal_gemv_plan_for(const tseal_gpu_tensor *t, unsigned batch, int sms, tseal_gemv_plan *pl) {
+    const tseal_ct_view *v = &t->geo;
+    const int kind = v->mode == TSEAL_CT_MODE_HUFF    ? TSEAL_GEMV_KIND_HUFF
+                     : v->mode == TSEAL_CT_MODE_CONST ? TSEAL_GEMV_KIND_CONST
+                                                      : TSEAL_GEMV_KIND_BF16;
+    plan_make(v->rows, v->cols, tseal_gpu_gemv_seg_log2(t), kind, batch, sms, pl);
 }
 
 extern "C" int tseal_gpu_gemv_async(const tseal_gpu_tensor *t, const void *x, void *y,

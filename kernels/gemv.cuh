@@ -69,9 +69,15 @@
 #define TSEAL_GEMV_STACK_LEVELS    12u
 /* TILES: a tile is C = 2^tile_log2 consecutive segments of a row (C = 8, 16 or 32), and a warp
  * task covers 32 / C rows (at most TSEAL_GEMV_TILE_ROWS_MAX, one partial-sum stack each). */
-#define TSEAL_GEMV_TILE_LOG2_MIN   3u
-#define TSEAL_GEMV_TILE_LOG2_MAX   5u
-#define TSEAL_GEMV_TILE_ROWS_MAX   (32u >> TSEAL_GEMV_TILE_LOG2_MIN)
+#define TSEAL_GEMV_TILE_LOG2_MIN 3u
+#define TSEAL_GEMV_TILE_LOG2_MAX 5u
+#define TSEAL_GEMV_TILE_ROWS_MAX (32u >> TSEAL_GEMV_TILE_LOG2_MIN)
+/* Pair tasks (two rows per lane) exist for HUFF kernels of batch bound <= this: at 16, two
+ * rows' stacks per warp would not fit in static shared memory beside the table. */
+#define TSEAL_GEMV_PAIR_NB_MAX 8
+/* Pair tasks (two rows per lane) exist for HUFF kernels of batch bound <= this: at 16, two
+ * rows' stacks per warp would not fit in static shared memory beside the table. */
+#define TSEAL_GEMV_PAIR_NB_MAX     8
 #define TSEAL_GEMV_COMBINE_THREADS 128 /* threads per block of the piece-combining kernel */
 #define TSEAL_GEMV_CHUNK           8   /* columns per FMA chain (reduction order, step 1) */
 
@@ -82,6 +88,9 @@
 #define TSEAL_GEMV_KIND_HUFF  0 /* Huffman-coded exponents + plane */
 #define TSEAL_GEMV_KIND_CONST 1 /* one exponent + plane */
 #define TSEAL_GEMV_KIND_BF16  2 /* plain row-major BF16 (RAW tensors, the reference kernel) */
+
+/* tseal_gemv_plan_make_tile's `pair`: two rows per lane where every SM still gets its tasks. */
+#define TSEAL_GEMV_PAIR_IF_FILLED 3
 
 /* Work split (tseal_gemv_plan_make). */
 #define TSEAL_GEMV_MODE_ROWS 0 /* P <= 32: a warp task is floor(32 / P) whole rows */
@@ -114,6 +123,7 @@ typedef struct tseal_gemv_plan {
     uint32_t rows_per_warp;  /* ROWS: floor(32 / P); TILES: 32 / C */
     uint32_t lanes_per_task; /* lanes that get a segment in a full task */
     uint32_t tile_log2;      /* TILES: C = 2^tile_log2 segments per tile */
+    uint32_t pair;           /* rows per lane, 1 or 2: a task covers `pair` row groups (below) */
 } tseal_gemv_plan;
 
 /* Everything a kernel reads (device pointers; the CPU emulation passes host pointers). */
@@ -267,24 +277,31 @@ TSEAL_GEMV_HD uint32_t tseal_gemv_tile_log2_auto(uint64_t n, uint64_t P) {
 }
 
 /*
- * Cut n rows of k columns (order segments of 2^seg_log2) into warp tasks. ROWS (P <= 32): a
- * task is floor(32 / P) consecutive rows, lane l handling segment l % P of row l / P. TILES
- * (P > 32): a row is ceil(P / C) tiles of C consecutive segments, and a task covers R = 32 / C
- * consecutive rows (a row group); lane l works on row l / C, segment C t + l % C of tile t. A
- * task sums `piece_tiles` consecutive tiles of its rows (an aligned power-of-two range, so a
- * subtree of each row's pairwise tree); the largest such piece is used that still gives
- * >= min_tasks tasks (fill every SM), and rows of more than one piece are finished by the
- * combine kernel. tile_log2: TSEAL_GEMV_TILE_LOG2_MIN..MAX, or 0 for
- * tseal_gemv_tile_log2_auto. k == 0 gives no tasks (the caller writes +0).
+ * Cut n rows of k columns (order segments of 2^seg_log2) into row groups and warp tasks. ROWS
+ * (P <= 32): a row group is floor(32 / P) consecutive rows, lane l handling segment l % P of
+ * row l / P. TILES (P > 32): a row is ceil(P / C) tiles of C consecutive segments, and a row
+ * group is R = 32 / C consecutive rows; lane l works on row l / C, segment C t + l % C of tile
+ * t. A task covers `pair` consecutive row groups (1, or 2 when asked and worth it, see below):
+ * with 2, every lane has a segment of each group, the same columns in two rows, so it loads and
+ * converts each `x` chunk once for both and decodes two independent streams. In TILES a task
+ * sums `piece_tiles` consecutive tiles of its rows (an aligned power-of-two range, so a subtree
+ * of each row's pairwise tree); the largest such piece is used that still gives >= min_tasks
+ * tasks (fill every SM), and rows of more than one piece are finished by the combine kernel.
+ * pair: the rows per lane wanted: 1; 2 (taken if there are two row groups); or
+ * TSEAL_GEMV_PAIR_IF_FILLED, as 2 except that ROWS plans, which cannot split rows further, keep
+ * one row per lane unless two still leave >= min_tasks tasks.
+ * tile_log2: TSEAL_GEMV_TILE_LOG2_MIN..MAX, or 0 for tseal_gemv_tile_log2_auto. k == 0 gives no
+ * tasks (the caller writes +0).
  */
 TSEAL_GEMV_HD void tseal_gemv_plan_make_tile(uint64_t n, uint64_t k, unsigned seg_log2,
-                                             uint64_t min_tasks, unsigned tile_log2,
+                                             uint64_t min_tasks, unsigned tile_log2, unsigned pair,
                                              tseal_gemv_plan *pl) {
     pl->n = n;
     pl->k = k;
     pl->seg_log2 = seg_log2;
     pl->segs_per_row = k ? ((k - 1) >> seg_log2) + 1 : 0;
     pl->tile_log2 = 0;
+    pl->pair = 1;
     const uint64_t P = pl->segs_per_row;
     if (P == 0 || n == 0) {
         pl->mode = TSEAL_GEMV_MODE_ROWS;
@@ -297,7 +314,11 @@ TSEAL_GEMV_HD void tseal_gemv_plan_make_tile(uint64_t n, uint64_t k, unsigned se
         pl->rows_per_warp = (uint32_t)(32 / P);
         pl->lanes_per_task = (uint32_t)(pl->rows_per_warp * P);
         pl->tiles = pl->piece_tiles = pl->pieces = 1;
-        pl->n_tasks = (n + pl->rows_per_warp - 1) / pl->rows_per_warp;
+        const uint64_t groups = (n + pl->rows_per_warp - 1) / pl->rows_per_warp;
+        if ((pair == 2 && groups >= 2) ||
+            (pair == TSEAL_GEMV_PAIR_IF_FILLED && (groups + 1) / 2 >= min_tasks))
+            pl->pair = 2;
+        pl->n_tasks = (groups + pl->pair - 1) / pl->pair;
     } else {
         pl->mode = TSEAL_GEMV_MODE_TILES;
         pl->tile_log2 = tile_log2 ? tile_log2 : tseal_gemv_tile_log2_auto(n, P);
@@ -305,18 +326,20 @@ TSEAL_GEMV_HD void tseal_gemv_plan_make_tile(uint64_t n, uint64_t k, unsigned se
         pl->lanes_per_task = 32;
         pl->tiles = ((P - 1) >> pl->tile_log2) + 1;
         const uint64_t groups = (n + pl->rows_per_warp - 1) / pl->rows_per_warp;
+        if (pair >= 2 && groups >= 2) pl->pair = 2;
+        const uint64_t tasks_per_piece = (groups + pl->pair - 1) / pl->pair;
         uint64_t bt = tseal_gemv_pow2_ceil(pl->tiles);
         if (bt > TSEAL_GEMV_PIECE_TILES_MAX) bt = TSEAL_GEMV_PIECE_TILES_MAX;
-        while (bt > 1 && groups * ((pl->tiles + bt - 1) / bt) < min_tasks) bt >>= 1;
+        while (bt > 1 && tasks_per_piece * ((pl->tiles + bt - 1) / bt) < min_tasks) bt >>= 1;
         pl->piece_tiles = bt;
         pl->pieces = (pl->tiles + bt - 1) / bt;
-        pl->n_tasks = groups * pl->pieces;
+        pl->n_tasks = tasks_per_piece * pl->pieces;
     }
 }
 
 TSEAL_GEMV_HD void tseal_gemv_plan_make(uint64_t n, uint64_t k, unsigned seg_log2,
                                         uint64_t min_tasks, tseal_gemv_plan *pl) {
-    tseal_gemv_plan_make_tile(n, k, seg_log2, min_tasks, 0, pl);
+    tseal_gemv_plan_make_tile(n, k, seg_log2, min_tasks, 0, 1, pl);
 }
 
 /* The segment a lane works on. */
@@ -331,11 +354,12 @@ typedef struct tseal_gemv_slot {
     int active;     /* this lane has a segment */
 } tseal_gemv_slot;
 
-/* ROWS: lane `lane` of task `task`. */
-TSEAL_GEMV_HD void tseal_gemv_rows_slot(const tseal_gemv_plan *pl, uint64_t task, unsigned lane,
+/* ROWS: lane `lane` in row group `group` (a group past the last row has no active lane). */
+TSEAL_GEMV_HD void tseal_gemv_rows_slot(const tseal_gemv_plan *pl, uint64_t group, unsigned lane,
                                         tseal_gemv_slot *s) {
-    const uint64_t P = pl->segs_per_row, row0 = task * pl->rows_per_warp;
-    const uint64_t nrows = pl->n - row0 < pl->rows_per_warp ? pl->n - row0 : pl->rows_per_warp;
+    const uint64_t P = pl->segs_per_row, row0 = group * pl->rows_per_warp;
+    const uint64_t left = row0 < pl->n ? pl->n - row0 : 0;
+    const uint64_t nrows = left < pl->rows_per_warp ? left : pl->rows_per_warp;
     s->row = row0 + lane / P;
     s->i = lane % P;
     s->rel = s->i;
@@ -446,44 +470,55 @@ TSEAL_GEMV_HD void tseal_gemv_join4(uint32_t sm4, uint32_t e4, float w[4]) {
 }
 
 /*
- * Order steps 1-2 for one chunk: m (<= 8) weights w[] at column `col`; p[b] += chain(b) for
- * b < batch. `nb` is the compile-time batch bound of the kernel (the host passes batch).
- * vec: k % 8 == 0 and x 16-byte aligned, so m == 8 and x is read with 16-byte loads.
+ * Order step 1 inputs: the 8 `x` values of batch entry b at column `col` as FP32 (m <= 8 of
+ * them; the rest 0). vec: k % 8 == 0 and x 16-byte aligned, so m == 8 and one 16-byte load.
  */
-TSEAL_GEMV_HD void tseal_gemv_chunk_fma(const tseal_gemv_args *a, int vec, unsigned nb,
-                                        uint64_t col, unsigned m, const float w[8], float *p) {
-    const uint64_t k = a->plan.k;
-    TSEAL_GEMV_UNROLL
-    for (unsigned b = 0; b < nb; b++) {
-        if (b >= a->batch) break;
-        const uint16_t *xb = a->x + (uint64_t)b * k + col;
-        float xv[8];
-        if (vec) {
-            uint32_t q[4];
-            tseal_gemv_ld16(xb, q);
-            TSEAL_GEMV_UNROLL
-            for (unsigned i = 0; i < 4; i++) {
-                xv[2 * i] = tseal_gemv_f32(q[i] << 16);
-                xv[2 * i + 1] = tseal_gemv_f32(q[i] & 0xFFFF0000u);
-            }
-        } else {
-            TSEAL_GEMV_UNROLL
-            for (unsigned i = 0; i < 8; i++)
-                xv[i] = i < m ? tseal_gemv_f32(tseal_gemv_ldh(xb + i) << 16) : 0.0f;
+TSEAL_GEMV_HD void tseal_gemv_x8(const tseal_gemv_args *a, int vec, unsigned b, uint64_t col,
+                                 unsigned m, float xv[8]) {
+    const uint16_t *xb = a->x + (uint64_t)b * a->plan.k + col;
+    if (vec) {
+        uint32_t q[4];
+        tseal_gemv_ld16(xb, q);
+        TSEAL_GEMV_UNROLL
+        for (unsigned i = 0; i < 4; i++) {
+            xv[2 * i] = tseal_gemv_f32(q[i] << 16);
+            xv[2 * i + 1] = tseal_gemv_f32(q[i] & 0xFFFF0000u);
         }
-        float c = -0.0f;
+    } else {
         TSEAL_GEMV_UNROLL
         for (unsigned i = 0; i < 8; i++)
-            if (vec || i < m) c = tseal_gemv_fma(w[i], xv[i], c);
-        p[b] = tseal_gemv_add(p[b], c);
+            xv[i] = i < m ? tseal_gemv_f32(tseal_gemv_ldh(xb + i) << 16) : 0.0f;
     }
 }
 
-/* A chunk of plane bytes at element `elem` joined with 8 exponents (byte i of e8), multiplied. */
-TSEAL_GEMV_HD void tseal_gemv_plane_chunk(const tseal_gemv_args *a, int vec, unsigned nb,
-                                          uint64_t elem, uint64_t col, unsigned m, uint64_t e8,
-                                          float *p) {
-    float w[8];
+/* Order step 1: one chunk's chain of m fused multiply-adds from -0. */
+TSEAL_GEMV_HD float tseal_gemv_chain8(int vec, unsigned m, const float w[8], const float xv[8]) {
+    float c = -0.0f;
+    TSEAL_GEMV_UNROLL
+    for (unsigned i = 0; i < 8; i++)
+        if (vec || i < m) c = tseal_gemv_fma(w[i], xv[i], c);
+    return c;
+}
+
+/*
+ * Order steps 1-2 for one chunk: m (<= 8) weights w[] at column `col`; p[b] += chain(b) for
+ * b < batch. `nb` is the compile-time batch bound of the kernel (the host passes batch).
+ */
+TSEAL_GEMV_HD void tseal_gemv_chunk_fma(const tseal_gemv_args *a, int vec, unsigned nb,
+                                        uint64_t col, unsigned m, const float w[8], float *p) {
+    TSEAL_GEMV_UNROLL
+    for (unsigned b = 0; b < nb; b++) {
+        if (b >= a->batch) break;
+        float xv[8];
+        tseal_gemv_x8(a, vec, b, col, m, xv);
+        p[b] = tseal_gemv_add(p[b], tseal_gemv_chain8(vec, m, w, xv));
+    }
+}
+
+/* The m weights of a chunk: plane bytes at element `elem` joined with 8 exponents (byte i of
+ * e8). */
+TSEAL_GEMV_HD void tseal_gemv_plane_w8(const tseal_gemv_args *a, int vec, uint64_t elem, unsigned m,
+                                       uint64_t e8, float w[8]) {
     if (vec) {
         uint32_t sm[2];
         tseal_gemv_ld8(a->plane + elem, sm);
@@ -499,7 +534,38 @@ TSEAL_GEMV_HD void tseal_gemv_plane_chunk(const tseal_gemv_args *a, int vec, uns
             w[i] = tseal_gemv_f32(bf << 16);
         }
     }
+}
+
+/* A chunk of plane bytes at element `elem` joined with 8 exponents (byte i of e8), multiplied. */
+TSEAL_GEMV_HD void tseal_gemv_plane_chunk(const tseal_gemv_args *a, int vec, unsigned nb,
+                                          uint64_t elem, uint64_t col, unsigned m, uint64_t e8,
+                                          float *p) {
+    float w[8];
+    tseal_gemv_plane_w8(a, vec, elem, m, e8, w);
     tseal_gemv_chunk_fma(a, vec, nb, col, m, w, p);
+}
+
+/*
+ * The same chunk columns of two rows (a pair task): row h's chunk has m[h] weights at element
+ * elem[h] (m[h] == 0: nothing for that row, whose segment is done or bad; otherwise both are
+ * the same), and each `x` chunk is loaded and converted once for both chains.
+ */
+TSEAL_GEMV_HD void tseal_gemv_plane_chunk2(const tseal_gemv_args *a, int vec, unsigned nb,
+                                           const uint64_t elem[2], uint64_t col,
+                                           const uint32_t m[2], const uint64_t e8[2], float *p0,
+                                           float *p1) {
+    float w0[8], w1[8];
+    const unsigned mx = m[0] > m[1] ? m[0] : m[1];
+    if (m[0]) tseal_gemv_plane_w8(a, vec, elem[0], m[0], e8[0], w0);
+    if (m[1]) tseal_gemv_plane_w8(a, vec, elem[1], m[1], e8[1], w1);
+    TSEAL_GEMV_UNROLL
+    for (unsigned b = 0; b < nb; b++) {
+        if (b >= a->batch) break;
+        float xv[8];
+        tseal_gemv_x8(a, vec, b, col, mx, xv);
+        if (m[0]) p0[b] = tseal_gemv_add(p0[b], tseal_gemv_chain8(vec, m[0], w0, xv));
+        if (m[1]) p1[b] = tseal_gemv_add(p1[b], tseal_gemv_chain8(vec, m[1], w1, xv));
+    }
 }
 
 /* A chunk of plain BF16 weights at element `elem`, multiplied. */
@@ -523,13 +589,133 @@ TSEAL_GEMV_HD void tseal_gemv_bf16_chunk(const tseal_gemv_args *a, int vec, unsi
 }
 
 /*
+ * HUFF decoding of one segment, chunk by chunk (decode.cuh's loop): a 64-bit left-aligned bit
+ * buffer refilled from byte-swapped 32-bit words, multi-symbol lookups (the fast path) while
+ * >= 3 symbols and >= 12 bits remain, then single codes checked against the segment's end.
+ * Exponents are gathered 8 at a time in a 64-bit register (first in bits 0..7); a lookup of c
+ * symbols that completes a chunk leaves its last (n - 8) symbols for the next one (`tail`).
+ * Once a segment fails, `err` holds TSEAL_GEMV_ERR_* and no symbol is left.
+ */
+typedef struct tseal_gemv_dec {
+    uint64_t buf;  /* the next `avail` bits, left-aligned */
+    uint64_t wi;   /* next stream word */
+    uint64_t acc;  /* the chunk's n exponents so far */
+    uint32_t syms; /* the last lookup's symbols, c of them (n > 8: the last n - 8 are past the
+                      chunk and fell off acc) */
+    uint32_t c;
+    uint32_t avail, used, seg_len, left, n, err;
+} tseal_gemv_dec;
+
+/* Segment of seg_len bits at bit `start`, nsyms symbols (nsyms == 0: an idle stream). */
+TSEAL_GEMV_HD void tseal_gemv_dec_init(const tseal_gemv_args *a, tseal_gemv_dec *d, uint64_t start,
+                                       uint32_t seg_len, uint32_t nsyms) {
+    d->acc = 0;
+    d->syms = 0;
+    d->c = 0;
+    d->used = 0;
+    d->n = 0;
+    d->err = 0;
+    d->seg_len = nsyms ? seg_len : 0u;
+    d->left = nsyms;
+    d->buf = 0;
+    d->avail = 0;
+    d->wi = 0;
+    if (!nsyms) return;
+    if (start > a->exp_bits || seg_len > a->exp_bits - start) {
+        d->err = TSEAL_GEMV_ERR_BOUNDS;
+        d->left = 0;
+        return;
+    }
+    d->wi = start >> 5;
+    const uint32_t s0 = (uint32_t)(start & 31);
+    d->buf = (uint64_t)tseal_gpu_bswap32(tseal_gpu_ldw(a->exp_words, d->wi++)) << (32 + s0);
+    d->avail = 32 - s0;
+}
+
+TSEAL_GEMV_HD void tseal_gemv_dec_fail(tseal_gemv_dec *d, uint32_t err) {
+    d->err = err;
+    d->left = 0;
+    d->n = 0;
+}
+
+/* The chunk still needs symbols and the fast path may give them. */
+TSEAL_GEMV_HD int tseal_gemv_dec_fast(const tseal_gemv_dec *d) {
+    return d->n < TSEAL_GEMV_CHUNK && d->left >= TSEAL_DTAB_MAX_SYMS &&
+           d->used + TSEAL_DTAB_BITS <= d->seg_len;
+}
+
+/* One multi-symbol lookup (n <= 7 before it). */
+TSEAL_GEMV_HD void tseal_gemv_dec_lookup(const tseal_gemv_args *a, tseal_gemv_dec *d,
+                                         const uint32_t *dtab) {
+    const uint32_t e = tseal_gpu_lookup(a->exp_words, dtab, &d->buf, &d->avail, &d->wi);
+    if (!e) {
+        tseal_gemv_dec_fail(d, TSEAL_GEMV_ERR_TABLE);
+        return;
+    }
+    d->c = TSEAL_DTAB_COUNT(e);
+    d->syms = e & 0xFFFFFFu; /* unused symbol bytes are zero */
+    d->used += TSEAL_DTAB_NBITS(e);
+    d->left -= d->c;
+    d->acc |= (uint64_t)d->syms << (8 * d->n);
+    d->n += d->c;
+}
+
+/*
+ * After the fast lookups: the next chunk's exponents in *e8 and its size (8, or fewer at the
+ * segment's end), or 0 when the segment is done (then a segment that did not end exactly at its
+ * last bit is flagged) or bad. Single codes fill the chunk where the fast path cannot.
+ */
+TSEAL_GEMV_HD uint32_t tseal_gemv_dec_chunk(const tseal_gemv_args *a, tseal_gemv_dec *d,
+                                            const uint32_t *dtab, const uint8_t *code_len,
+                                            uint64_t *e8) {
+    if (d->n >= TSEAL_GEMV_CHUNK) {
+        *e8 = d->acc;
+        d->n -= TSEAL_GEMV_CHUNK;                /* <= 2 */
+        d->acc = d->syms >> (8 * (d->c - d->n)); /* the symbols that did not fit */
+        return TSEAL_GEMV_CHUNK;
+    }
+    while (d->n < TSEAL_GEMV_CHUNK && d->left > 0) {
+        if (d->used >= d->seg_len) {
+            tseal_gemv_dec_fail(d, TSEAL_GEMV_ERR_OVERRUN);
+            return 0;
+        }
+        if (d->avail <= 32) {
+            d->buf |= (uint64_t)tseal_gpu_bswap32(tseal_gpu_ldw(a->exp_words, d->wi++))
+                      << (32 - d->avail);
+            d->avail += 32;
+        }
+        const uint32_t e = dtab[d->buf >> (64 - TSEAL_DTAB_BITS)];
+        const uint32_t sym = e & 0xFFu, len = code_len[sym];
+        if (TSEAL_DTAB_COUNT(e) == 0 || len == 0) {
+            tseal_gemv_dec_fail(d, TSEAL_GEMV_ERR_TABLE);
+            return 0;
+        }
+        if (len > d->seg_len - d->used) {
+            tseal_gemv_dec_fail(d, TSEAL_GEMV_ERR_OVERRUN);
+            return 0;
+        }
+        d->buf <<= len;
+        d->avail -= len;
+        d->used += len;
+        d->left--;
+        d->acc |= (uint64_t)sym << (8 * d->n);
+        d->n++;
+    }
+    const uint32_t m = d->n;
+    if (m == 0) {
+        if (!d->err && d->used != d->seg_len) d->err = TSEAL_GEMV_ERR_SHORT;
+        return 0;
+    }
+    *e8 = d->acc;
+    d->acc = 0;
+    d->n = 0;
+    return m;
+}
+
+/*
  * HUFF: decode the segment's nsyms exponents from seg_len bits at bit `start` while
- * multiplying (decode.cuh's loop: 64-bit left-aligned bit buffer refilled from byte-swapped
- * 32-bit words, multi-symbol lookups while >= 3 symbols and >= 12 bits remain, then single
- * codes checked against the segment end). Exponents are gathered 8 at a time in a 64-bit
- * register (first in bits 0..7); a lookup of c symbols that completes a chunk leaves its last
- * (n - 8) symbols for the next one. dtab/code_len: the shared-memory copies. Returns 0 or
- * TSEAL_GEMV_ERR_* (p is then unspecified).
+ * multiplying. dtab/code_len: the shared-memory copies. Returns 0 or TSEAL_GEMV_ERR_* (p is
+ * then unspecified).
  *
  * Control flow (not the arithmetic: both forms make the same chunks in the same order). The
  * lanes of a warp fill their chunks after different numbers of lookups (1-3 symbols each). By
@@ -548,79 +734,80 @@ TSEAL_GEMV_HD uint32_t tseal_gemv_seg_huff(const tseal_gemv_args *a, int vec, un
                                            uint32_t nsyms, uint64_t start, uint32_t seg_len,
                                            const uint32_t *dtab, const uint8_t *code_len,
                                            float *p) {
-    if (start > a->exp_bits || seg_len > a->exp_bits - start) return TSEAL_GEMV_ERR_BOUNDS;
-    uint64_t wi = start >> 5;
-    const uint32_t s0 = (uint32_t)(start & 31);
-    uint64_t buf = (uint64_t)tseal_gpu_bswap32(tseal_gpu_ldw(a->exp_words, wi++)) << (32 + s0);
-    uint32_t avail = 32 - s0, used = 0, left = nsyms, n = 0;
-    uint64_t acc = 0;
-
+    tseal_gemv_dec d;
+    tseal_gemv_dec_init(a, &d, start, seg_len, nsyms);
     if (inline_chunks) {
-        while (left >= TSEAL_DTAB_MAX_SYMS && used + TSEAL_DTAB_BITS <= seg_len) {
-            const uint32_t e = tseal_gpu_lookup(a->exp_words, dtab, &buf, &avail, &wi);
-            if (!e) return TSEAL_GEMV_ERR_TABLE;
-            const uint32_t c = TSEAL_DTAB_COUNT(e);
-            used += TSEAL_DTAB_NBITS(e);
-            left -= c;
-            const uint64_t syms = e & 0xFFFFFFu; /* unused symbol bytes are zero */
-            acc |= syms << (8 * n);              /* n <= 7; bytes past the chunk fall off */
-            n += c;
-            if (n >= TSEAL_GEMV_CHUNK) {
-                n -= TSEAL_GEMV_CHUNK;
-                tseal_gemv_plane_chunk(a, vec, nb, elem, col, TSEAL_GEMV_CHUNK, acc, p);
+        while (tseal_gemv_dec_fast(&d)) {
+            tseal_gemv_dec_lookup(a, &d, dtab);
+            if (d.n >= TSEAL_GEMV_CHUNK) {
+                uint64_t e8 = 0;
+                tseal_gemv_dec_chunk(a, &d, dtab, code_len, &e8);
+                tseal_gemv_plane_chunk(a, vec, nb, elem, col, TSEAL_GEMV_CHUNK, e8, p);
                 elem += TSEAL_GEMV_CHUNK;
                 col += TSEAL_GEMV_CHUNK;
-                acc = syms >> (8 * (c - n)); /* the n symbols that did not fit */
             }
         }
-    } else {
+    }
+    for (;;) {
+        while (tseal_gemv_dec_fast(&d)) tseal_gemv_dec_lookup(a, &d, dtab);
+        uint64_t e8 = 0;
+        const uint32_t m = tseal_gemv_dec_chunk(a, &d, dtab, code_len, &e8);
+        if (!m) break;
+        tseal_gemv_plane_chunk(a, vec, nb, elem, col, m, e8, p);
+        elem += TSEAL_GEMV_CHUNK;
+        col += TSEAL_GEMV_CHUNK;
+    }
+    return d.err;
+}
+
+/*
+ * HUFF, a pair task: the same nsyms columns from `col` in two rows (elements elem[h], segments
+ * of len[h] bits at start[h]; act[h] == 0: no segment for row h). The two streams are decoded
+ * in step (their fast lookups interleaved, independent work for the same issue slots) and each
+ * chunk is multiplied with the same `x` chunk. f[h]: 0 or TSEAL_GEMV_ERR_* of row h.
+ */
+TSEAL_GEMV_HD void tseal_gemv_seg_huff2(const tseal_gemv_args *a, int vec, unsigned nb,
+                                        const uint64_t elem0[2], uint64_t col, uint32_t nsyms,
+                                        const uint64_t start[2], const uint32_t len[2],
+                                        const int act[2], const uint32_t *dtab,
+                                        const uint8_t *code_len, float *p0, float *p1,
+                                        uint32_t f[2]) {
+    tseal_gemv_dec d[2];
+    uint64_t elem[2] = {elem0[0], elem0[1]};
+    tseal_gemv_dec_init(a, &d[0], start[0], len[0], act[0] ? nsyms : 0u);
+    tseal_gemv_dec_init(a, &d[1], start[1], len[1], act[1] ? nsyms : 0u);
+    for (;;) {
         for (;;) {
-            uint64_t syms = 0;
-            uint32_t c = 0;
-            while (n < TSEAL_GEMV_CHUNK && left >= TSEAL_DTAB_MAX_SYMS &&
-                   used + TSEAL_DTAB_BITS <= seg_len) {
-                const uint32_t e = tseal_gpu_lookup(a->exp_words, dtab, &buf, &avail, &wi);
-                if (!e) return TSEAL_GEMV_ERR_TABLE;
-                c = TSEAL_DTAB_COUNT(e);
-                used += TSEAL_DTAB_NBITS(e);
-                left -= c;
-                syms = e & 0xFFFFFFu;
-                acc |= syms << (8 * n); /* n <= 7 */
-                n += c;
-            }
-            if (n < TSEAL_GEMV_CHUNK) break; /* the fast region ended first */
-            n -= TSEAL_GEMV_CHUNK;           /* n <= 2: symbols of the last lookup past the chunk */
-            tseal_gemv_plane_chunk(a, vec, nb, elem, col, TSEAL_GEMV_CHUNK, acc, p);
-            elem += TSEAL_GEMV_CHUNK;
-            col += TSEAL_GEMV_CHUNK;
-            acc = syms >> (8 * (c - n));
+            const int f0 = tseal_gemv_dec_fast(&d[0]), f1 = tseal_gemv_dec_fast(&d[1]);
+            if (!f0 && !f1) break;
+            if (f0) tseal_gemv_dec_lookup(a, &d[0], dtab);
+            if (f1) tseal_gemv_dec_lookup(a, &d[1], dtab);
         }
+        uint64_t e8[2] = {0, 0};
+        const uint32_t m[2] = {tseal_gemv_dec_chunk(a, &d[0], dtab, code_len, &e8[0]),
+                               tseal_gemv_dec_chunk(a, &d[1], dtab, code_len, &e8[1])};
+        if (!m[0] && !m[1]) break;
+        tseal_gemv_plane_chunk2(a, vec, nb, elem, col, m, e8, p0, p1);
+        elem[0] += TSEAL_GEMV_CHUNK;
+        elem[1] += TSEAL_GEMV_CHUNK;
+        col += TSEAL_GEMV_CHUNK;
     }
-    while (left > 0) {
-        if (used >= seg_len) return TSEAL_GEMV_ERR_OVERRUN;
-        if (avail <= 32) {
-            buf |= (uint64_t)tseal_gpu_bswap32(tseal_gpu_ldw(a->exp_words, wi++)) << (32 - avail);
-            avail += 32;
-        }
-        const uint32_t e = dtab[buf >> (64 - TSEAL_DTAB_BITS)];
-        const uint32_t sym = e & 0xFFu, len = code_len[sym];
-        if (TSEAL_DTAB_COUNT(e) == 0 || len == 0) return TSEAL_GEMV_ERR_TABLE;
-        if (len > seg_len - used) return TSEAL_GEMV_ERR_OVERRUN;
-        buf <<= len;
-        avail -= len;
-        used += len;
-        left--;
-        acc |= (uint64_t)sym << (8 * n);
-        if (++n == TSEAL_GEMV_CHUNK) {
-            tseal_gemv_plane_chunk(a, vec, nb, elem, col, TSEAL_GEMV_CHUNK, acc, p);
-            elem += TSEAL_GEMV_CHUNK;
-            col += TSEAL_GEMV_CHUNK;
-            acc = 0;
-            n = 0;
-        }
-    }
-    if (n) tseal_gemv_plane_chunk(a, vec, nb, elem, col, n, acc, p);
-    return used == seg_len ? 0u : TSEAL_GEMV_ERR_SHORT;
+    f[0] = d[0].err;
+    f[1] = d[1].err;
+}
+
+/* Columns and element of a lane's segment: first column, symbols, first element. */
+TSEAL_GEMV_HD uint32_t tseal_gemv_seg_cols(const tseal_gemv_args *a, const tseal_gemv_slot *s,
+                                           uint64_t *col, uint64_t *elem) {
+    const uint64_t k = a->plan.k, S = (uint64_t)1 << a->plan.seg_log2;
+    *col = s->i << a->plan.seg_log2;
+    *elem = s->row * k + *col;
+    return (uint32_t)(k - *col < S ? k - *col : S);
+}
+
+TSEAL_GEMV_HD void tseal_gemv_nan(unsigned nb, float *p) {
+    TSEAL_GEMV_UNROLL
+    for (unsigned b = 0; b < nb; b++) p[b] = tseal_gemv_f32(0x7FC00000u);
 }
 
 /*
@@ -633,10 +820,8 @@ TSEAL_GEMV_HD uint32_t tseal_gemv_segment(const tseal_gemv_args *a, int kind, in
                                           int inline_chunks, const tseal_gemv_slot *s,
                                           uint64_t start, uint32_t seg_len, const uint32_t *dtab,
                                           const uint8_t *code_len, float *p) {
-    const uint64_t k = a->plan.k, col = s->i << a->plan.seg_log2;
-    const uint64_t left = k - col, S = (uint64_t)1 << a->plan.seg_log2;
-    const uint32_t nsyms = (uint32_t)(left < S ? left : S);
-    const uint64_t elem = s->row * k + col;
+    uint64_t col = 0, elem = 0;
+    const uint32_t nsyms = tseal_gemv_seg_cols(a, s, &col, &elem);
     TSEAL_GEMV_UNROLL
     for (unsigned b = 0; b < nb; b++) p[b] = -0.0f;
     uint32_t f = 0;
@@ -655,11 +840,35 @@ TSEAL_GEMV_HD uint32_t tseal_gemv_segment(const tseal_gemv_args *a, int kind, in
             tseal_gemv_bf16_chunk(a, vec, nb, elem + c, col + c, m, p);
         }
     }
-    if (f) {
-        TSEAL_GEMV_UNROLL
-        for (unsigned b = 0; b < nb; b++) p[b] = tseal_gemv_f32(0x7FC00000u);
-    }
+    if (f) tseal_gemv_nan(nb, p);
     return f;
+}
+
+/*
+ * A pair task's lane: the segments s[0] and s[1] (same columns, two rows; either may be
+ * inactive), as tseal_gemv_segment each. HUFF decodes both streams in step and shares the `x`
+ * chunks; the other kinds (no decoding to overlap) run the two segments one after the other.
+ */
+TSEAL_GEMV_HD void tseal_gemv_segment2(const tseal_gemv_args *a, int kind, int vec, unsigned nb,
+                                       const tseal_gemv_slot s[2], const uint64_t start[2],
+                                       const uint32_t len[2], const uint32_t *dtab,
+                                       const uint8_t *code_len, float *p0, float *p1,
+                                       uint32_t f[2]) {
+    TSEAL_GEMV_UNROLL
+    for (unsigned b = 0; b < nb; b++) p0[b] = p1[b] = -0.0f;
+    if (kind != TSEAL_GEMV_KIND_HUFF) {
+        f[0] = f[1] = 0;
+        if (s[0].active) f[0] = tseal_gemv_segment(a, kind, vec, nb, 0, &s[0], 0, 0, 0, 0, p0);
+        if (s[1].active) f[1] = tseal_gemv_segment(a, kind, vec, nb, 0, &s[1], 0, 0, 0, 0, p1);
+        return;
+    }
+    uint64_t col = 0, elem[2] = {0, 0}, col1 = 0;
+    const int act[2] = {s[0].active, s[1].active};
+    const uint32_t nsyms = tseal_gemv_seg_cols(a, act[0] ? &s[0] : &s[1], &col, &elem[0]);
+    if (act[1]) tseal_gemv_seg_cols(a, &s[1], &col1, &elem[1]);
+    tseal_gemv_seg_huff2(a, vec, nb, elem, col, nsyms, start, len, act, dtab, code_len, p0, p1, f);
+    if (f[0]) tseal_gemv_nan(nb, p0);
+    if (f[1]) tseal_gemv_nan(nb, p1);
 }
 
 /* ---- reductions (order step 3) ----------------------------------------------------------------
@@ -703,10 +912,8 @@ TSEAL_GEMV_HD void tseal_gemv_stack_fold(const float *st, unsigned nb, uint64_t 
 
 #ifdef __CUDACC__
 
-/* Tile width of TILES plans for the launches that follow: TSEAL_GEMV_TILE_LOG2_MIN..MAX, or 0
- * for tseal_gemv_tile_log2_auto (the default). For `tseal bench gemv --tile`; any width gives
- * the same bits. Defined in gemv.cu. */
-void tseal_gemv_set_tile_log2(unsigned tile_log2);
+/* The plan a launch of batch `batch` on tensor t uses on a device of `sms` SMs (for display). */
+void tseal_gemv_plan_for(const tseal_gpu_tensor *t, unsigned batch, int sms, tseal_gemv_plan *pl);
 
 #define TSEAL_GEMV_FULL_MASK 0xFFFFFFFFu
 
@@ -741,19 +948,26 @@ __device__ __forceinline__ void tseal_gemv_warp_starts(const tseal_gemv_args *a,
     if (active) tseal_gemv_scan_pick(a, j0, j, el, ll, eh, lh, start, len);
 }
 
-/* The segment of this lane (inactive lanes: -0), with error reporting; HUFF: start and len
- * from the warp scan. */
-template <int KIND, int NB, bool VEC>
+/* The segments of this lane, one per row group of the task (inactive ones: -0), with error
+ * reporting; HUFF: start and len from the warp scans. */
+template <int KIND, int NB, bool VEC, int PAIR>
 __device__ __forceinline__ void
-tseal_gemv_warp_segment(const tseal_gemv_args *a, const tseal_gemv_slot *s, uint64_t start,
-                        uint32_t len, const uint32_t *dtab, const uint8_t *code_len, float p[NB]) {
+tseal_gemv_warp_segments(const tseal_gemv_args *a, const tseal_gemv_slot s[PAIR],
+                         const uint64_t start[PAIR], const uint32_t len[PAIR], const uint32_t *dtab,
+                         const uint8_t *code_len, float p[PAIR][NB]) {
+    uint32_t f[2] = {0, 0};
+    if constexpr (PAIR == 1) {
 #pragma unroll
-    for (int b = 0; b < NB; b++) p[b] = -0.0f;
-    if (s->active) {
-        const uint32_t f = tseal_gemv_segment(a, KIND, VEC, NB, TSEAL_GEMV_INLINE_CHUNKS, s, start,
-                                              len, dtab, code_len, p);
-        if (f) tseal_gemv_flag(a->err, s->row * a->plan.segs_per_row + s->i, f);
+        for (int b = 0; b < NB; b++) p[0][b] = -0.0f;
+        if (s[0].active)
+            f[0] = tseal_gemv_segment(a, KIND, VEC, NB, TSEAL_GEMV_INLINE_CHUNKS, &s[0], start[0],
+                                      len[0], dtab, code_len, p[0]);
+    } else {
+        tseal_gemv_segment2(a, KIND, VEC, NB, s, start, len, dtab, code_len, p[0], p[1], f);
     }
+#pragma unroll
+    for (int h = 0; h < PAIR; h++)
+        if (f[h]) tseal_gemv_flag(a->err, s[h].row * a->plan.segs_per_row + s[h].i, f[h]);
 }
 
 /* Pairwise tree over the task's slots (widths 1, 2, 4, ... < hmax); slot 0 ends with it. */
@@ -771,30 +985,38 @@ __device__ __forceinline__ void tseal_gemv_warp_tree(const tseal_gemv_slot *s, u
     }
 }
 
-template <int KIND, int NB, bool VEC>
+template <int KIND, int NB, bool VEC, int PAIR>
 __device__ __forceinline__ void tseal_gemv_task_rows(const tseal_gemv_args *a, uint64_t task,
                                                      unsigned lane, const uint32_t *dtab,
                                                      const uint8_t *code_len) {
-    tseal_gemv_slot s;
-    tseal_gemv_rows_slot(&a->plan, task, lane, &s);
-    uint64_t start = 0;
-    uint32_t len = 0;
-    if (KIND == TSEAL_GEMV_KIND_HUFF)
-        tseal_gemv_warp_starts(a, s.j0, s.count, s.row * a->plan.segs_per_row + s.i, s.active, lane,
-                               &start, &len);
-    float p[NB];
-    tseal_gemv_warp_segment<KIND, NB, VEC>(a, &s, start, len, dtab, code_len, p);
-    tseal_gemv_warp_tree<NB>(&s, (uint32_t)a->plan.segs_per_row, a->batch, p);
-    if (s.active && s.i == 0) {
+    tseal_gemv_slot s[PAIR];
+    uint64_t start[PAIR];
+    uint32_t len[PAIR];
 #pragma unroll
-        for (int b = 0; b < NB; b++)
-            if ((unsigned)b < a->batch)
-                a->y[(uint64_t)b * a->plan.n + s.row] = tseal_gemv_bf16_out(p[b]);
+    for (int h = 0; h < PAIR; h++) {
+        tseal_gemv_rows_slot(&a->plan, task * PAIR + h, lane, &s[h]);
+        start[h] = 0;
+        len[h] = 0;
+        if (KIND == TSEAL_GEMV_KIND_HUFF && s[h].count) /* count: warp-uniform */
+            tseal_gemv_warp_starts(a, s[h].j0, s[h].count, s[h].row * a->plan.segs_per_row + s[h].i,
+                                   s[h].active, lane, &start[h], &len[h]);
+    }
+    float p[PAIR][NB];
+    tseal_gemv_warp_segments<KIND, NB, VEC, PAIR>(a, s, start, len, dtab, code_len, p);
+#pragma unroll
+    for (int h = 0; h < PAIR; h++) {
+        tseal_gemv_warp_tree<NB>(&s[h], (uint32_t)a->plan.segs_per_row, a->batch, p[h]);
+        if (s[h].active && s[h].i == 0) {
+#pragma unroll
+            for (int b = 0; b < NB; b++)
+                if ((unsigned)b < a->batch)
+                    a->y[(uint64_t)b * a->plan.n + s[h].row] = tseal_gemv_bf16_out(p[h][b]);
+        }
     }
 }
 
-/* TILES: start bits of the lanes' segments, one warp scan per row of the task (each row's
- * tile is its own run of consecutive segments). */
+/* TILES: start bits of the lanes' segments in row group `group`, one warp scan per row (each
+ * row's tile is its own run of consecutive segments). */
 __device__ __forceinline__ void tseal_gemv_tile_starts(const tseal_gemv_args *a,
                                                        const tseal_gemv_slot *s, uint64_t group,
                                                        uint64_t tile, unsigned lane,
@@ -830,41 +1052,57 @@ __device__ __forceinline__ void tseal_gemv_tile_next_starts(const tseal_gemv_arg
     *len = own;
 }
 
-template <int KIND, int NB, bool VEC>
+/* TILES: the task's piece of the rows of its PAIR row groups; stacks[h R + r] is the stack of
+ * row r of group h. */
+template <int KIND, int NB, bool VEC, int PAIR>
 __device__ __forceinline__ void
 tseal_gemv_task_tiles(const tseal_gemv_args *a, uint64_t task, unsigned lane, const uint32_t *dtab,
                       const uint8_t *code_len, float (*stacks)[TSEAL_GEMV_STACK_LEVELS * NB]) {
     const tseal_gemv_plan *pl = &a->plan;
-    const uint64_t group = task / pl->pieces, piece = task - group * pl->pieces;
+    const uint64_t pg = task / pl->pieces, piece = task - pg * pl->pieces;
     const uint64_t t0 = piece * pl->piece_tiles;
     const uint64_t t1 = t0 + pl->piece_tiles < pl->tiles ? t0 + pl->piece_tiles : pl->tiles;
-    const uint32_t r = lane >> pl->tile_log2;
-    const uint64_t row = group * pl->rows_per_warp + r;
-    /* the first lane of each row's tile holds the tile's sum and keeps the row's stack */
-    const bool head = (lane & ((1u << pl->tile_log2) - 1)) == 0 && row < pl->n;
-    uint64_t next = 0; /* HUFF: start bit of the row's next tile */
+    const uint32_t r = lane >> pl->tile_log2, R = pl->rows_per_warp;
+    const bool first_lane = (lane & ((1u << pl->tile_log2) - 1)) == 0;
+    uint64_t next[PAIR]; /* HUFF: start bit of each row's next tile */
+#pragma unroll
+    for (int h = 0; h < PAIR; h++) next[h] = 0;
     for (uint64_t t = t0; t < t1; t++) {
-        tseal_gemv_slot s;
-        tseal_gemv_tile_slot(pl, group, t, lane, &s);
-        uint64_t start = 0;
-        uint32_t len = 0;
-        if (KIND == TSEAL_GEMV_KIND_HUFF) {
-            /* one warp scan per row for the first tile, a scan within the row after it */
-            if (t == t0)
-                tseal_gemv_tile_starts(a, &s, group, t, lane, &start, &len);
-            else
-                tseal_gemv_tile_next_starts(a, &s, next, lane, &start, &len);
-            const unsigned last = (lane & ~((1u << pl->tile_log2) - 1)) + s.count - 1;
-            next = __shfl_sync(TSEAL_GEMV_FULL_MASK, start + len, last);
+        tseal_gemv_slot s[PAIR];
+        uint64_t start[PAIR];
+        uint32_t len[PAIR];
+#pragma unroll
+        for (int h = 0; h < PAIR; h++) {
+            const uint64_t group = pg * PAIR + h;
+            tseal_gemv_tile_slot(pl, group, t, lane, &s[h]);
+            start[h] = 0;
+            len[h] = 0;
+            if (KIND == TSEAL_GEMV_KIND_HUFF) {
+                /* one warp scan per row for the first tile, a scan within the row after it */
+                if (t == t0)
+                    tseal_gemv_tile_starts(a, &s[h], group, t, lane, &start[h], &len[h]);
+                else
+                    tseal_gemv_tile_next_starts(a, &s[h], next[h], lane, &start[h], &len[h]);
+                const unsigned last = (lane & ~((1u << pl->tile_log2) - 1)) + s[h].count - 1;
+                next[h] = __shfl_sync(TSEAL_GEMV_FULL_MASK, start[h] + len[h], last);
+            }
         }
-        float p[NB];
-        tseal_gemv_warp_segment<KIND, NB, VEC>(a, &s, start, len, dtab, code_len, p);
-        tseal_gemv_warp_tree<NB>(&s, 1u << pl->tile_log2, a->batch, p);
-        if (head) tseal_gemv_stack_push(stacks[r], NB, t - t0, p);
+        float p[PAIR][NB];
+        tseal_gemv_warp_segments<KIND, NB, VEC, PAIR>(a, s, start, len, dtab, code_len, p);
+#pragma unroll
+        for (int h = 0; h < PAIR; h++) {
+            tseal_gemv_warp_tree<NB>(&s[h], 1u << pl->tile_log2, a->batch, p[h]);
+            /* the first lane of each row's tile holds the tile's sum and keeps the row's stack */
+            if (first_lane && s[h].row < pl->n)
+                tseal_gemv_stack_push(stacks[h * R + r], NB, t - t0, p[h]);
+        }
     }
-    if (head) {
+#pragma unroll
+    for (int h = 0; h < PAIR; h++) {
+        const uint64_t row = (pg * PAIR + h) * R + r;
+        if (!first_lane || row >= pl->n) continue;
         float y[NB];
-        tseal_gemv_stack_fold(stacks[r], NB, t1 - t0, y);
+        tseal_gemv_stack_fold(stacks[h * R + r], NB, t1 - t0, y);
         if (pl->pieces == 1) {
 #pragma unroll
             for (int b = 0; b < NB; b++)
@@ -882,16 +1120,21 @@ tseal_gemv_task_tiles(const tseal_gemv_args *a, uint64_t task, unsigned lane, co
 /*
  * The GEMV kernel: persistent blocks of TSEAL_GEMV_WARPS warps; every warp runs warp tasks
  * blockIdx.x * WARPS + warp, then + gridDim.x * WARPS, ... (no block-wide synchronisation
- * after the HUFF table copy). NB: compile-time batch bound (1, 2, 4, 8, 16). Batch 1 asks for
- * 5 resident blocks (<= 51 registers; ptxas -v: 48, no spill) so that 40 warps per SM hide the
- * latency of the serial decode; left alone ptxas gave it 55.
+ * after the HUFF table copy). NB: compile-time batch bound (1, 2, 4, 8, 16). PAIR: rows per
+ * lane (the plan's `pair`; 2 only for HUFF and NB <= 8, see TSEAL_GEMV_PAIR_NB_MAX). Batch 1
+ * with one row per lane asks for 5 resident blocks (<= 51 registers; ptxas -v: 48, no spill)
+ * so that 40 warps per SM hide the latency of the serial decode; left alone ptxas gave it 55.
+ * Its byte-wise variant (!VEC: k % 8 != 0 or x unaligned, rare) asks for 4: at 48 registers
+ * it spilled. Batch 2 asks for 4 (<= 64 registers; it needed 70 unbounded, i.e. 3 blocks).
  */
-template <int KIND, int NB, bool VEC>
-__global__ void __launch_bounds__(TSEAL_GEMV_THREADS, NB == 1 ? 5 : 1)
+#define TSEAL_GEMV_MIN_BLOCKS(NB, VEC, PAIR)                                                       \
+    ((PAIR) != 1 ? 1 : (NB) == 1 ? ((VEC) ? 5 : 4) : (NB) == 2 ? 4 : 1)
+template <int KIND, int NB, bool VEC, int PAIR>
+__global__ void __launch_bounds__(TSEAL_GEMV_THREADS, TSEAL_GEMV_MIN_BLOCKS(NB, VEC, PAIR))
     tseal_gemv_kernel(const __grid_constant__ tseal_gemv_args a) {
     __shared__ __align__(16) uint32_t s_dtab[KIND == TSEAL_GEMV_KIND_HUFF ? TSEAL_DTAB_SIZE : 4];
     __shared__ __align__(16) uint8_t s_len[KIND == TSEAL_GEMV_KIND_HUFF ? 256 : 16];
-    __shared__ float s_stack[TSEAL_GEMV_WARPS][TSEAL_GEMV_TILE_ROWS_MAX]
+    __shared__ float s_stack[TSEAL_GEMV_WARPS][TSEAL_GEMV_TILE_ROWS_MAX * PAIR]
                             [TSEAL_GEMV_STACK_LEVELS * NB];
 
     if constexpr (KIND == TSEAL_GEMV_KIND_HUFF) {
@@ -908,9 +1151,10 @@ __global__ void __launch_bounds__(TSEAL_GEMV_THREADS, NB == 1 ? 5 : 1)
     for (uint64_t task = (uint64_t)blockIdx.x * TSEAL_GEMV_WARPS + warp; task < a.plan.n_tasks;
          task += stride) {
         if (a.plan.mode == TSEAL_GEMV_MODE_ROWS)
-            tseal_gemv_task_rows<KIND, NB, VEC>(&a, task, lane, s_dtab, s_len);
+            tseal_gemv_task_rows<KIND, NB, VEC, PAIR>(&a, task, lane, s_dtab, s_len);
         else
-            tseal_gemv_task_tiles<KIND, NB, VEC>(&a, task, lane, s_dtab, s_len, s_stack[warp]);
+            tseal_gemv_task_tiles<KIND, NB, VEC, PAIR>(&a, task, lane, s_dtab, s_len,
+                                                       s_stack[warp]);
     }
 }
 

@@ -38,6 +38,8 @@ static const char *gemv_help =
     "                  (default 256); the size cost against the default 2048 is reported\n"
     "  --tile C        tile width of rows longer than 32 segments: 8, 16 or 32 segments\n"
     "                  (default: the one that leaves the fewest lanes idle; same bits)\n"
+    "  --pair N        rows per lane, 1 or 2 (default: 2 at batch 3..8 where the plan allows;\n"
+    "                  same bits)\n"
     "  --repeat N      timed runs per figure, 1..10000 (default 50)\n"
     "  --cpu-check     also compare batch 1 with the C reference (slow on large shapes)\n"
     "  --json          one JSON object on stdout instead of the table\n"
@@ -49,7 +51,7 @@ static const char *gemv_help =
 
 typedef struct {
     int json, cpu_check;
-    unsigned seg_log2, repeat, tile_log2;
+    unsigned seg_log2, repeat, tile_log2, pair;
     unsigned batches[MAX_BATCHES], n_batches;
     uint64_t shapes[MAX_SHAPES][2];
     unsigned n_shapes;
@@ -104,6 +106,11 @@ static int parse_opts(int argc, char **argv, gemv_opts *o) {
             if (!val || parse_u64(val, 8, 32, &v, &end) || *end || (v & (v - 1)))
                 return usage("--tile: expected 8, 16 or 32", val);
             o->tile_log2 = (unsigned)__builtin_ctzll(v);
+            i++;
+        } else if (!strcmp(a, "--pair")) {
+            if (!val || parse_u64(val, 1, 2, &v, &end) || *end)
+                return usage("--pair: expected 1 or 2", val);
+            o->pair = (unsigned)v;
             i++;
         } else if (!strcmp(a, "--repeat")) {
             if (!val || parse_u64(val, 1, 10000, &v, &end) || *end)
@@ -266,12 +273,30 @@ static int same_dev(const void *a, const void *b, size_t bytes, std::vector<uint
 
 /* ---- the benchmark --------------------------------------------------------------------------- */
 
+/* The fused kernel's work plan, as the JSON `plan` field and the table's last column show it:
+ * ROWS "rows:R/warp,tasks:T", TILES "tiles:TxC,rows:R,pieces:P,tasks:T" (R rows per row group),
+ * then ",pair" when a lane works on two rows (a task covers two row groups). */
+static void plan_text(const tseal_gpu_tensor *t, unsigned batch, int sms, char *buf, size_t size) {
+    tseal_gemv_plan plan;
+    tseal_gemv_plan_for(t, batch, sms, &plan);
+    int len;
+    if (plan.mode == TSEAL_GEMV_MODE_ROWS)
+        len = snprintf(buf, size, "rows:%u/warp,tasks:%llu", plan.rows_per_warp,
+                       (unsigned long long)plan.n_tasks);
+    else
+        len = snprintf(buf, size, "tiles:%llux%u,rows:%u,pieces:%llu,tasks:%llu",
+                       (unsigned long long)plan.tiles, 1u << plan.tile_log2, plan.rows_per_warp,
+                       (unsigned long long)plan.pieces, (unsigned long long)plan.n_tasks);
+    if (plan.pair == 2 && len > 0 && (size_t)len < size)
+        snprintf(buf + len, size - (size_t)len, ",pair");
+}
+
 extern "C" int tseal_bench_gemv_main(int argc, char **argv) {
     gemv_opts o;
     int rc = parse_opts(argc, argv, &o);
     if (rc == 1) return 0; /* --help */
     if (rc) return rc;
-    tseal_gemv_set_tile_log2(o.tile_log2);
+    tseal_gpu_gemv_tune(o.tile_log2, o.pair);
     if (tseal_gpu_device_count() <= 0) {
         fprintf(stderr, "tseal bench gemv: %s\n", tseal_errmsg());
         return 5;
@@ -353,18 +378,6 @@ extern "C" int tseal_bench_gemv_main(int argc, char **argv) {
                     ? v.n_elems + v.exp_bytes + (v.n_segs * v.len_width + 7) / 8 + v.n_groups * 8
                     : (v.mode == TSEAL_CT_MODE_CONST ? v.n_elems : ne * 2);
             const uint64_t bf16 = ne * 2;
-            tseal_gemv_plan plan;
-            tseal_gemv_plan_make_tile(n, k, tseal_gpu_gemv_seg_log2(t),
-                                      (uint64_t)prop.multiProcessorCount * TSEAL_GEMV_TASKS_PER_SM,
-                                      o.tile_log2, &plan);
-            char plan_s[96];
-            if (plan.mode == TSEAL_GEMV_MODE_ROWS)
-                snprintf(plan_s, sizeof plan_s, "rows:%u/warp,tasks:%llu", plan.rows_per_warp,
-                         (unsigned long long)plan.n_tasks);
-            else
-                snprintf(plan_s, sizeof plan_s, "tiles:%llux%u,rows:%u,pieces:%llu,tasks:%llu",
-                         (unsigned long long)plan.tiles, 1u << plan.tile_log2, plan.rows_per_warp,
-                         (unsigned long long)plan.pieces, (unsigned long long)plan.n_tasks);
 
             CK(cudaMalloc(&d_w, bf16));
             CK(cudaMalloc(&d_dec, bf16));
@@ -424,6 +437,8 @@ extern "C" int tseal_bench_gemv_main(int argc, char **argv) {
                     goto out;
                 }
                 const int exact = fused_exact && deterministic && dec_exact && cpu_exact != 0;
+                char plan_s[112];
+                plan_text(t, batch, prop.multiProcessorCount, plan_s, sizeof plan_s);
                 all_exact &= exact;
                 const double gbps = (double)comp / (fused_us * 1e3);
                 if (o.json) {

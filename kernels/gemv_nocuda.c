@@ -62,6 +62,11 @@ int tseal_gpu_gemv_ref(const void *w_bf16, uint64_t n, uint64_t k, unsigned seg_
     return rc ? rc : no_gpu();
 }
 
+void tseal_gpu_gemv_tune(unsigned tile_log2, unsigned rows_per_lane) {
+    (void)tile_log2; /* no kernel to tune */
+    (void)rows_per_lane;
+}
+
 int tseal_bench_gemv_main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {

@@ -143,6 +143,7 @@ typedef struct {
     uint16_t stab[TSEAL_DTAB_SIZE];
     int inline_chunks;  /* the kernel's TSEAL_GEMV_INLINE_CHUNKS (both forms give the same bits) */
     unsigned tile_log2; /* TILES tile width (0: automatic) */
+    unsigned pair;      /* rows per lane asked of the plan (0: 1) */
 } emu;
 
 /* Kernel arguments over a host view (the device copy has the same bytes). */
@@ -183,15 +184,13 @@ static void emu_init(emu *e, const tseal_ct_view *v, const uint16_t *x, uint16_t
 
 #define MAXB TSEAL_GEMV_MAX_BATCH
 
-/* One warp step: the segments of the 32 lanes. The scan of the lengths is emulated with arrays,
- * once per run of consecutive segments (ROWS: the warp; TILES: each row's tile), as the kernel
- * runs one warp scan per run. */
-static void emu_lanes(emu *e, const tseal_gemv_slot sl[32], int vec, unsigned nb,
-                      tseal_gemv_err *err, float p[32][MAXB], uint64_t starts[32],
-                      uint32_t lens[32]) {
+/* Start bits and lengths of the lanes' segments (HUFF; others: 0). The scan of the lengths is
+ * emulated with arrays, once per run of consecutive segments (ROWS: the row group; TILES: each
+ * row's tile), as the kernel runs one warp scan per run. */
+static void emu_starts(const emu *e, const tseal_gemv_slot sl[32], uint64_t starts[32],
+                       uint32_t lens[32]) {
     const tseal_gemv_args *a = &e->a;
     for (unsigned l = 0; l < 32; l++) {
-        for (unsigned b = 0; b < MAXB; b++) p[l][b] = -0.0f;
         starts[l] = 0;
         lens[l] = 0;
         if (!sl[l].active) continue;
@@ -199,22 +198,48 @@ static void emu_lanes(emu *e, const tseal_gemv_slot sl[32], int vec, unsigned nb
         const uint32_t count = sl[l].count;
         const uint64_t j = sl[l].row * a->plan.segs_per_row + sl[l].i;
         cr_assert(j >= j0 && j < j0 + count, "lane %u outside its run", l);
-        if (e->kind == TSEAL_GEMV_KIND_HUFF) {
-            uint32_t len_lo[32], len_hi[32], inc_lo[32], inc_hi[32];
-            const int two = tseal_gemv_scan_two(j0, count);
-            for (unsigned m = 0; m < 32; m++) {
-                len_lo[m] = tseal_gemv_scan_len(a, j0, m, 0);
-                len_hi[m] = two ? tseal_gemv_scan_len(a, j0, m, 1) : 0;
-                inc_lo[m] = len_lo[m] + (m ? inc_lo[m - 1] : 0);
-                inc_hi[m] = len_hi[m] + (m ? inc_hi[m - 1] : 0);
-            }
-            const unsigned src = tseal_gemv_scan_src(j0, j);
-            tseal_gemv_scan_pick(a, j0, j, inc_lo[src] - len_lo[src], len_lo[src],
-                                 inc_hi[src] - len_hi[src], len_hi[src], &starts[l], &lens[l]);
+        if (e->kind != TSEAL_GEMV_KIND_HUFF) continue;
+        uint32_t len_lo[32], len_hi[32], inc_lo[32], inc_hi[32];
+        const int two = tseal_gemv_scan_two(j0, count);
+        for (unsigned m = 0; m < 32; m++) {
+            len_lo[m] = tseal_gemv_scan_len(a, j0, m, 0);
+            len_hi[m] = two ? tseal_gemv_scan_len(a, j0, m, 1) : 0;
+            inc_lo[m] = len_lo[m] + (m ? inc_lo[m - 1] : 0);
+            inc_hi[m] = len_hi[m] + (m ? inc_hi[m - 1] : 0);
         }
-        uint32_t f = tseal_gemv_segment(a, e->kind, vec, nb, e->inline_chunks, &sl[l], starts[l],
-                                        lens[l], e->dtab, a->code_len, p[l]);
-        if (f) tseal_gemv_flag(err, j, f);
+        const unsigned src = tseal_gemv_scan_src(j0, j);
+        tseal_gemv_scan_pick(a, j0, j, inc_lo[src] - len_lo[src], len_lo[src],
+                             inc_hi[src] - len_hi[src], len_hi[src], &starts[l], &lens[l]);
+    }
+}
+
+/* One warp step of a task of `pair` row groups: sl[h][l] is lane l's segment in group h; with
+ * two groups every lane runs the kernel's pair path (tseal_gemv_segment2). */
+static void emu_lanes(emu *e, unsigned pair, tseal_gemv_slot sl[2][32], int vec, unsigned nb,
+                      tseal_gemv_err *err, float p[2][32][MAXB], uint64_t starts[2][32],
+                      uint32_t lens[2][32]) {
+    const tseal_gemv_args *a = &e->a;
+    for (unsigned h = 0; h < pair; h++) emu_starts(e, sl[h], starts[h], lens[h]);
+    for (unsigned l = 0; l < 32; l++) {
+        uint32_t f[2] = {0, 0};
+        for (unsigned h = 0; h < 2; h++)
+            for (unsigned b = 0; b < MAXB; b++) p[h][l][b] = -0.0f;
+        if (pair == 1) {
+            if (sl[0][l].active)
+                f[0] = tseal_gemv_segment(a, e->kind, vec, nb, e->inline_chunks, &sl[0][l],
+                                          starts[0][l], lens[0][l], e->dtab, a->code_len, p[0][l]);
+        } else {
+            const tseal_gemv_slot s2[2] = {sl[0][l], sl[1][l]};
+            const uint64_t st2[2] = {starts[0][l], starts[1][l]};
+            const uint32_t len2[2] = {lens[0][l], lens[1][l]};
+            cr_assert(s2[0].active || !s2[1].active, "lane %u: second row without a first", l);
+            if (s2[1].active)
+                cr_assert_eq(s2[0].i, s2[1].i, "lane %u: the rows' columns differ", l);
+            tseal_gemv_segment2(a, e->kind, vec, nb, s2, st2, len2, e->dtab, a->code_len, p[0][l],
+                                p[1][l], f);
+        }
+        for (unsigned h = 0; h < pair; h++)
+            if (f[h]) tseal_gemv_flag(err, sl[h][l].row * a->plan.segs_per_row + sl[h][l].i, f[h]);
     }
 }
 
@@ -236,8 +261,10 @@ static void emu_tree(const tseal_gemv_slot sl[32], uint32_t hmax, unsigned batch
 static void emu_run(emu *e, int vec, unsigned nb, uint64_t min_tasks, tseal_gemv_err *err) {
     tseal_gemv_args *a = &e->a;
     const uint64_t n = a->plan.n, k = a->plan.k;
-    tseal_gemv_plan_make_tile(n, k, a->plan.seg_log2, min_tasks, e->tile_log2, &a->plan);
+    tseal_gemv_plan_make_tile(n, k, a->plan.seg_log2, min_tasks, e->tile_log2,
+                              e->pair ? e->pair : 1, &a->plan);
     const tseal_gemv_plan *pl = &a->plan;
+    const unsigned pair = pl->pair;
     if (n == 0) return;
     if (k == 0) {
         memset(a->y, 0, n * a->batch * 2);
@@ -249,44 +276,54 @@ static void emu_run(emu *e, int vec, unsigned nb, uint64_t min_tasks, tseal_gemv
         cr_assert_not_null(pieces);
     }
     a->pieces = pieces;
-    static float p[32][MAXB];
-    uint64_t starts[32];
-    uint32_t lens[32];
-    tseal_gemv_slot sl[32];
+    static float p[2][32][MAXB];
+    uint64_t starts[2][32];
+    uint32_t lens[2][32];
+    tseal_gemv_slot sl[2][32];
     for (uint64_t task = 0; task < pl->n_tasks; task++) {
         if (pl->mode == TSEAL_GEMV_MODE_ROWS) {
-            for (unsigned l = 0; l < 32; l++) tseal_gemv_rows_slot(pl, task, l, &sl[l]);
-            emu_lanes(e, sl, vec, nb, err, p, starts, lens);
-            emu_tree(sl, (uint32_t)pl->segs_per_row, a->batch, p);
-            for (unsigned l = 0; l < 32; l++)
-                if (sl[l].active && sl[l].i == 0)
-                    for (unsigned b = 0; b < a->batch; b++)
-                        a->y[b * n + sl[l].row] = tseal_gemv_bf16_out(p[l][b]);
+            for (unsigned h = 0; h < pair; h++)
+                for (unsigned l = 0; l < 32; l++)
+                    tseal_gemv_rows_slot(pl, task * pair + h, l, &sl[h][l]);
+            emu_lanes(e, pair, sl, vec, nb, err, p, starts, lens);
+            for (unsigned h = 0; h < pair; h++) {
+                emu_tree(sl[h], (uint32_t)pl->segs_per_row, a->batch, p[h]);
+                for (unsigned l = 0; l < 32; l++)
+                    if (sl[h][l].active && sl[h][l].i == 0)
+                        for (unsigned b = 0; b < a->batch; b++)
+                            a->y[b * n + sl[h][l].row] = tseal_gemv_bf16_out(p[h][l][b]);
+            }
         } else {
-            float stack[TSEAL_GEMV_TILE_ROWS_MAX][TSEAL_GEMV_STACK_LEVELS * MAXB];
-            const uint64_t group = task / pl->pieces, piece = task % pl->pieces;
+            float stack[2 * TSEAL_GEMV_TILE_ROWS_MAX][TSEAL_GEMV_STACK_LEVELS * MAXB];
+            const uint64_t pg = task / pl->pieces, piece = task % pl->pieces;
             const uint64_t t0 = piece * pl->piece_tiles;
             const uint64_t t1 = t0 + pl->piece_tiles < pl->tiles ? t0 + pl->piece_tiles : pl->tiles;
-            const unsigned C = 1u << pl->tile_log2;
+            const unsigned C = 1u << pl->tile_log2, R = pl->rows_per_warp;
             for (uint64_t t = t0; t < t1; t++) {
-                for (unsigned l = 0; l < 32; l++) tseal_gemv_tile_slot(pl, group, t, l, &sl[l]);
-                emu_lanes(e, sl, vec, nb, err, p, starts, lens);
-                emu_tree(sl, C, a->batch, p);
-                for (unsigned l = 0; l < 32; l += C)
-                    if (sl[l].row < n) tseal_gemv_stack_push(stack[l / C], nb, t - t0, p[l]);
-            }
-            for (unsigned r = 0; r < pl->rows_per_warp; r++) {
-                const uint64_t row = group * pl->rows_per_warp + r;
-                if (row >= n) break;
-                float y[MAXB];
-                tseal_gemv_stack_fold(stack[r], nb, t1 - t0, y);
-                for (unsigned b = 0; b < a->batch; b++) {
-                    if (pl->pieces == 1)
-                        a->y[b * n + row] = tseal_gemv_bf16_out(y[b]);
-                    else
-                        a->pieces[(row * pl->pieces + piece) * a->batch + b] = y[b];
+                for (unsigned h = 0; h < pair; h++)
+                    for (unsigned l = 0; l < 32; l++)
+                        tseal_gemv_tile_slot(pl, pg * pair + h, t, l, &sl[h][l]);
+                emu_lanes(e, pair, sl, vec, nb, err, p, starts, lens);
+                for (unsigned h = 0; h < pair; h++) {
+                    emu_tree(sl[h], C, a->batch, p[h]);
+                    for (unsigned l = 0; l < 32; l += C)
+                        if (sl[h][l].row < n)
+                            tseal_gemv_stack_push(stack[h * R + l / C], nb, t - t0, p[h][l]);
                 }
             }
+            for (unsigned h = 0; h < pair; h++)
+                for (unsigned r = 0; r < R; r++) {
+                    const uint64_t row = (pg * pair + h) * R + r;
+                    if (row >= n) break;
+                    float y[MAXB];
+                    tseal_gemv_stack_fold(stack[h * R + r], nb, t1 - t0, y);
+                    for (unsigned b = 0; b < a->batch; b++) {
+                        if (pl->pieces == 1)
+                            a->y[b * n + row] = tseal_gemv_bf16_out(y[b]);
+                        else
+                            a->pieces[(row * pl->pieces + piece) * a->batch + b] = y[b];
+                    }
+                }
         }
     }
     if (pl->pieces > 1) {
@@ -318,7 +355,8 @@ static void assert_same(const uint16_t *got, const uint16_t *want, uint64_t n, u
 /* Encode W, then: fused reference == BF16 reference on the decoded weights, and the emulated
  * kernel (both load paths, several plans, nb == batch and the kernel's power-of-two bound)
  * == the reference. Returns the mode the encoder chose. */
-static unsigned g_limit = 12; /* code-length limit of the encodes */
+static unsigned g_limit = 12;     /* code-length limit of the encodes */
+static unsigned g_pair_huff_runs; /* emulated HUFF runs with two rows per lane */
 
 static int check_x(const uint16_t *w, uint64_t n, uint64_t k, unsigned seg_log2, unsigned batch,
                    const uint16_t *x_in, int x_specials, uint64_t seed, uint16_t *out,
@@ -349,17 +387,19 @@ static int check_x(const uint16_t *w, uint64_t n, uint64_t k, unsigned seg_log2,
             e.inline_chunks = pi == 1;
             static const unsigned tile_log2s[] = {0, 3, 4, 5};
             e.tile_log2 = tile_log2s[(vec * 3 + pi) % 4];
+            e.pair = pi == 1 || (vec && pi == 2) ? 1 : 2;
             tseal_gemv_err err = {0, 0, 0};
             emu_run(&e, vec, nb, plans[pi], &err);
             cr_assert_eq(err.flags, 0u, "%s: emulated kernel flagged segment %llu", label,
                          (unsigned long long)~err.seg_inv);
             char l2[512];
             snprintf(l2, sizeof l2,
-                     "%s (emulated kernel, vec %d, plan %llu: %llu pieces, tile 2^%u, inline "
-                     "chunks %d)",
+                     "%s (emulated kernel, vec %d, plan %llu: %llu pieces, tile 2^%u, pair %u, "
+                     "inline chunks %d)",
                      label, vec, (unsigned long long)plans[pi], (unsigned long long)e.a.plan.pieces,
-                     e.a.plan.tile_log2, e.inline_chunks);
+                     e.a.plan.tile_log2, e.a.plan.pair, e.inline_chunks);
             assert_same(got, want, n, batch, l2);
+            g_pair_huff_runs += e.a.plan.pair == 2 && e.kind == TSEAL_GEMV_KIND_HUFF;
         }
     const int mode = c.v.mode;
     if (out) memcpy(out, want, batch * n * 2);
@@ -551,6 +591,7 @@ Test(gemv_lane, random_cases) {
         free(w);
     }
     g_limit = 12;
+    cr_assert_gt(g_pair_huff_runs, 20, "two rows per lane ran %u times", g_pair_huff_runs);
 }
 
 Test(gemv_lane, every_batch) {
@@ -658,7 +699,6 @@ Test(gemv_lane, start_bits) {
         emu_init(&e, &c.v, w, y, 1);
         tseal_gemv_plan_make(n, k, c.v.seg_log2, 1, &e.a.plan);
         const tseal_gemv_plan *pl = &e.a.plan;
-        static float p[32][MAXB];
         uint64_t starts[32];
         uint32_t lens[32];
         tseal_gemv_slot sl[32];
@@ -672,7 +712,7 @@ Test(gemv_lane, start_bits) {
                     else
                         tseal_gemv_tile_slot(pl, task, t, l, &sl[l]);
                 }
-                emu_lanes(&e, sl, 1, 1, NULL, p, starts, lens);
+                emu_starts(&e, sl, starts, lens);
                 for (unsigned l = 0; l < 32; l++) {
                     if (!sl[l].active) continue;
                     const uint64_t j = sl[l].row * pl->segs_per_row + sl[l].i;
@@ -690,59 +730,100 @@ Test(gemv_lane, start_bits) {
     }
 }
 
-/* Every plan covers every segment of every row exactly once, within its limits. */
+/* Every plan covers every segment of every row exactly once, within its limits; with two rows
+ * per lane, a lane's two segments have the same columns. */
+static void check_cover(uint64_t n, uint64_t k, uint64_t min_tasks, unsigned tile_log2,
+                        unsigned pair) {
+    tseal_gemv_plan pl;
+    tseal_gemv_plan_make_tile(n, k, 6, min_tasks, tile_log2, pair, &pl);
+    const uint64_t P = pl.segs_per_row;
+    cr_assert_eq(P, (k + 63) / 64);
+    cr_assert(pl.pair == 1 || (pl.pair == 2 && pair >= 2));
+    uint8_t *seen = calloc(n * P, 1);
+    cr_assert_not_null(seen);
+    for (uint64_t task = 0; task < pl.n_tasks; task++) {
+        tseal_gemv_slot s, s0;
+        if (pl.mode == TSEAL_GEMV_MODE_ROWS) {
+            cr_assert_leq(pl.rows_per_warp * P, 32);
+            if (pl.pair == 2 && pair == TSEAL_GEMV_PAIR_IF_FILLED)
+                cr_assert_geq(pl.n_tasks, min_tasks, "pairs left SMs idle");
+            for (unsigned h = 0; h < pl.pair; h++)
+                for (unsigned l = 0; l < 32; l++) {
+                    tseal_gemv_rows_slot(&pl, task * pl.pair + h, l, &s);
+                    tseal_gemv_rows_slot(&pl, task * pl.pair, l, &s0);
+                    if (!s.active) continue;
+                    cr_assert(s0.active && s0.i == s.i);
+                    cr_assert_lt(s.row, n);
+                    cr_assert_eq(s.j0 + l, s.row * P + s.i, "lanes are contiguous");
+                    seen[s.row * P + s.i]++;
+                }
+        } else {
+            cr_assert(pl.piece_tiles && !(pl.piece_tiles & (pl.piece_tiles - 1)));
+            cr_assert_leq(pl.piece_tiles, TSEAL_GEMV_PIECE_TILES_MAX);
+            if (tile_log2) cr_assert_eq(pl.tile_log2, tile_log2);
+            cr_assert_eq(pl.rows_per_warp << pl.tile_log2, 32);
+            const uint64_t pg = task / pl.pieces, pc = task % pl.pieces;
+            const unsigned C = 1u << pl.tile_log2;
+            for (unsigned h = 0; h < pl.pair; h++) {
+                const uint64_t group = pg * pl.pair + h;
+                for (uint64_t t = pc * pl.piece_tiles;
+                     t < (pc + 1) * pl.piece_tiles && t < pl.tiles; t++)
+                    for (unsigned l = 0; l < 32; l++) {
+                        tseal_gemv_tile_slot(&pl, group, t, l, &s);
+                        tseal_gemv_tile_slot(&pl, pg * pl.pair, t, l, &s0);
+                        if (!s.active) continue;
+                        cr_assert(s0.active && s0.i == s.i);
+                        cr_assert_lt(s.row, n);
+                        cr_assert_eq(s.row, group * pl.rows_per_warp + l / C);
+                        cr_assert_eq(s.j0 + (l % C), s.row * P + s.i);
+                        seen[s.row * P + s.i]++;
+                    }
+            }
+        }
+    }
+    for (uint64_t i = 0; i < n * P; i++)
+        cr_assert_eq(seen[i], 1,
+                     "n %llu k %llu min %llu tile 2^%u pair %u: segment %llu seen %u times",
+                     (unsigned long long)n, (unsigned long long)k, (unsigned long long)min_tasks,
+                     tile_log2, pair, (unsigned long long)i, seen[i]);
+    free(seen);
+}
+
 Test(gemv_lane, plans_cover_every_segment) {
     const uint64_t ns[] = {1, 2, 3, 31, 100};
     const uint64_t ks[] = {1, 63, 64, 65, 2048, 2049, 64 * 33, 64 * 32 * 5 + 1, 100000};
     const uint64_t mins[] = {0, 1, 5, 1000, 1ull << 40};
     for (unsigned a = 0; a < sizeof ns / sizeof *ns; a++)
         for (unsigned b = 0; b < sizeof ks / sizeof *ks; b++)
-            for (unsigned m = 0; m < sizeof mins / sizeof *mins * 4; m++) {
-                const uint64_t n = ns[a], k = ks[b];
-                const unsigned tile_log2 = m / 5 ? 2 + m / 5 : 0; /* auto, then 8, 16, 32 */
-                tseal_gemv_plan pl;
-                tseal_gemv_plan_make_tile(n, k, 6, mins[m % 5], tile_log2, &pl);
-                const uint64_t P = pl.segs_per_row;
-                cr_assert_eq(P, (k + 63) / 64);
-                uint8_t *seen = calloc(n * P, 1);
-                cr_assert_not_null(seen);
-                for (uint64_t task = 0; task < pl.n_tasks; task++) {
-                    tseal_gemv_slot s;
-                    if (pl.mode == TSEAL_GEMV_MODE_ROWS) {
-                        cr_assert_leq(pl.rows_per_warp * P, 32);
-                        for (unsigned l = 0; l < 32; l++) {
-                            tseal_gemv_rows_slot(&pl, task, l, &s);
-                            if (!s.active) continue;
-                            cr_assert_lt(s.row, n);
-                            cr_assert_eq(s.j0 + l, s.row * P + s.i, "lanes are contiguous");
-                            seen[s.row * P + s.i]++;
-                        }
-                    } else {
-                        cr_assert(pl.piece_tiles && !(pl.piece_tiles & (pl.piece_tiles - 1)));
-                        cr_assert_leq(pl.piece_tiles, TSEAL_GEMV_PIECE_TILES_MAX);
-                        if (tile_log2) cr_assert_eq(pl.tile_log2, tile_log2);
-                        cr_assert_eq(pl.rows_per_warp << pl.tile_log2, 32);
-                        const uint64_t group = task / pl.pieces, pc = task % pl.pieces;
-                        const unsigned C = 1u << pl.tile_log2;
-                        for (uint64_t t = pc * pl.piece_tiles;
-                             t < (pc + 1) * pl.piece_tiles && t < pl.tiles; t++)
-                            for (unsigned l = 0; l < 32; l++) {
-                                tseal_gemv_tile_slot(&pl, group, t, l, &s);
-                                if (!s.active) continue;
-                                cr_assert_lt(s.row, n);
-                                cr_assert_eq(s.row, group * pl.rows_per_warp + l / C);
-                                cr_assert_eq(s.j0 + (l % C), s.row * P + s.i);
-                                seen[s.row * P + s.i]++;
-                            }
-                    }
-                }
-                for (uint64_t i = 0; i < n * P; i++)
-                    cr_assert_eq(
-                        seen[i], 1, "n %llu k %llu min %llu tile 2^%u: segment %llu seen %u times",
-                        (unsigned long long)n, (unsigned long long)k,
-                        (unsigned long long)mins[m % 5], tile_log2, (unsigned long long)i, seen[i]);
-                free(seen);
-            }
+            for (unsigned m = 0; m < sizeof mins / sizeof *mins * 4; m++)
+                for (unsigned pair = 1; pair <= 3; pair++) /* tiles: auto, then 8, 16, 32 */
+                    check_cover(ns[a], ks[b], mins[m % 5], m / 5 ? 2 + m / 5 : 0, pair);
+}
+
+/* Two rows per lane: by default (IF_FILLED) ROWS plans take them only while every SM still gets
+ * enough tasks; asked for outright, wherever there are two row groups. */
+Test(gemv_lane, pair_plans) {
+    const unsigned fill = TSEAL_GEMV_PAIR_IF_FILLED;
+    tseal_gemv_plan pl;
+    tseal_gemv_plan_make_tile(14336, 4096, 8, 132 * 16, 0, fill, &pl); /* 7168 groups of 2 rows */
+    cr_assert_eq(pl.mode, TSEAL_GEMV_MODE_ROWS);
+    cr_assert_eq(pl.pair, 2);
+    cr_assert_eq(pl.n_tasks, 3584);
+    tseal_gemv_plan_make_tile(4096, 4096, 8, 132 * 16, 0, fill, &pl); /* 2048 groups: too few */
+    cr_assert_eq(pl.pair, 1);
+    cr_assert_eq(pl.n_tasks, 2048);
+    tseal_gemv_plan_make_tile(4096, 4096, 8, 132 * 16, 0, 2, &pl);
+    cr_assert_eq(pl.pair, 2);
+    cr_assert_eq(pl.n_tasks, 1024);
+    tseal_gemv_plan_make_tile(4096, 14336, 8, 132 * 16, 0, fill, &pl); /* TILES: pieces make up */
+    cr_assert_eq(pl.mode, TSEAL_GEMV_MODE_TILES);
+    cr_assert_eq(pl.pair, 2);
+    cr_assert_eq(pl.tile_log2, 3);
+    cr_assert_geq(pl.n_tasks, 132 * 16);
+    tseal_gemv_plan_make_tile(1, 14336, 8, 132 * 16, 0, 2, &pl); /* one row group */
+    cr_assert_eq(pl.pair, 1);
+    tseal_gemv_plan_make_tile(4096, 14336, 8, 132 * 16, 0, 1, &pl);
+    cr_assert_eq(pl.pair, 1);
 }
 
 /* The automatic tile width idles the fewest lanes, counting rows and segments. */
@@ -808,6 +889,7 @@ static void corrupt_streams(unsigned seg_log2, int want_mode) {
         const int ref_rc = tseal_gemv_ref_ct(&c.v, x, y_ref, 2);
         emu_init(&e, &c.v, x, y_emu, 2);
         e.inline_chunks = (int)(it & 1);
+        e.pair = 1 + ((it >> 1) & 1);
         tseal_gemv_err err = {0, 0, 0};
         emu_run(&e, 1, 2, 1, &err);
         if (dec_rc) {
@@ -830,6 +912,7 @@ static void corrupt_streams(unsigned seg_log2, int want_mode) {
         exp[bit / 8] ^= (uint8_t)(0x80u >> (bit % 8));
     }
     cr_assert_eq(e.a.plan.mode, want_mode);
+    cr_assert_eq(e.a.plan.pair, 2, "the pair path was not run");
     cr_assert_gt(rejected, 0, "no flip was detected at all");
     free(x);
     free(dec);

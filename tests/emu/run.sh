@@ -7,8 +7,9 @@
 #      `tseal load --check` with host and with GPU decryption,
 #      and again with each kind of CUDA call failing in turn (fault.sh: clean errors, no leaks);
 #   3. the Python package's tests over the emulated libtseal.so;
-#   4. `tseal bench gemv --cpu-check` (also at forced tile widths) and `tseal bench gpu` on small
-#      shapes (every result must be bit-exact; the timings of an emulator mean nothing).
+#   4. `tseal bench gemv --cpu-check` (also at forced tile widths and rows per lane) and
+#      `tseal bench gpu` on small shapes (every result must be bit-exact; the timings of an
+#      emulator mean nothing).
 # Any ASan/UBSan report, emulator diagnostic (misaligned load, divergent shuffle, deadlock, bad
 # copy, device memory leaked at exit) or failed check fails the run.
 set -uo pipefail
@@ -61,7 +62,7 @@ DELAY=20000 selftest reuse_early 0 "reuse_early: race seen"
 step gpu-tests "$B/tests/gpu" --jobs="$JOBS" --short-filename
 # The GEMV's work plans depend on the SM count: once more with the H100's 132.
 step gpu-gemv-132sms env TSEAL_EMU_SMS=132 "$B/tests/gpu" --jobs="$JOBS" --short-filename \
-    --filter 'gpu_gemv/@(short_and_wide|shapes_and_kinds|segment_sizes)'
+    --filter 'gpu_gemv/@(short_and_wide|shapes_and_kinds|segment_sizes|two_rows_per_lane)'
 step memscan-gpu "$B/tests/memscan" --jobs=1 --short-filename --filter 'memscan/gpu_*'
 
 T=$(cd "$B" && pwd)/tseal
@@ -97,6 +98,10 @@ step bench-gemv-tile8 "$T" bench gemv --shapes 9x4096,5x14336,64x14336 --batch 1
     --tile 8 --repeat 1 --cpu-check
 step bench-gemv-tile16 "$T" bench gemv --shapes 9x4096,64x14336 --batch 2,16 --segment 64 \
     --tile 16 --repeat 1 --cpu-check
+# Two rows per lane at every batch bound with pair kernels (ROWS and TILES plans; batch 3 and 8
+# use them by default where the plan allows, 1 only when asked)
+step bench-gemv-pair2 "$T" bench gemv --shapes 96x512,257x1000,64x14336 --batch 1,3,8 \
+    --segment 64 --pair 2 --repeat 1 --cpu-check
 step bench-gpu "$T" bench gpu --shapes 64x512,300x1000 --segment 128 --repeat 1 --model "$W/model"
 if grep -q '"exact": *false' "$W"/*.log; then
     echo "  FAIL  a benchmark result is not bit-exact"

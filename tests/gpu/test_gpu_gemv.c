@@ -322,9 +322,30 @@ Test(gpu_gemv, layer_shapes, .timeout = 600) {
     free(w);
 }
 
+/* Two rows per lane (pair tasks), forced at every batch bound they exist for: ROWS and TILES
+ * plans, every tile width, vector and byte-wise loads, a last task with rows missing. */
+Test(gpu_gemv, two_rows_per_lane) {
+    need_gpu();
+    const uint64_t cases[][4] = {{70, 4096, 8, 0}, {33, 1000, 6, 0}, {9, 2111, 6, 3},
+                                 {300, 256, 6, 0}, {2, 40000, 6, 5}, {13, 3000, 6, 4}};
+    const unsigned batches[] = {1, 2, 3, 8};
+    for (unsigned i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const uint64_t n = cases[i][0], k = cases[i][1];
+        tseal_gpu_gemv_tune((unsigned)cases[i][3], 2);
+        uint16_t *w = alloc16(n * k);
+        gen(G_GAUSS, w, n * k, 80 + i);
+        for (unsigned b = 0; b < sizeof batches / sizeof *batches; b++)
+            gpu_check(w, n, k, (unsigned)cases[i][2], batches[b], 0, (i + b) % 2, i * 4 + b,
+                      "two rows per lane");
+        free(w);
+    }
+    tseal_gpu_gemv_tune(0, 0);
+}
+
 /* Single bit flips: the checked call fails exactly when the reference decoder does; the
  * asynchronous call then gives 0x7FC0 on the bad rows. seg_log2 7: a ROWS plan (P = 24); 6: a
- * TILES plan (P = 47, tiles of 16 segments, 2 rows per warp). */
+ * TILES plan (P = 47, tiles of 16 segments, 2 rows per warp). Every other flip runs with two
+ * rows per lane. */
 static void corrupt_streams(unsigned seg_log2) {
     const uint64_t n = 5, k = 3000;
     uint16_t *w = alloc16(n * k), *dec = alloc16(n * k);
@@ -349,6 +370,7 @@ static void corrupt_streams(unsigned seg_log2) {
         tseal_gpu_tensor *t = NULL;
         cr_assert_eq(tseal_gpu_tensor_upload(&v, 0, &t), 0, "%s", tseal_errmsg());
         const int dec_rc = tseal_codec_decode_ref(&v, dec);
+        tseal_gpu_gemv_tune(0, 1 + (it & 1));
         const int rc = tseal_gpu_gemv(t, dx.p, dy.p, 2, NULL);
         if (dec_rc) {
             rejected++;
@@ -371,6 +393,7 @@ static void corrupt_streams(unsigned seg_log2) {
         exp[bit / 8] ^= (uint8_t)(0x80u >> (bit % 8));
     }
     cr_assert_gt(rejected, 0, "no flip was detected at all");
+    tseal_gpu_gemv_tune(0, 0);
     dbuf_free(&dx);
     dbuf_free(&dy);
     free(x);
