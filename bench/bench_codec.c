@@ -63,6 +63,8 @@ static void acc_add(acc_t *a, const acc_t *b) {
     a->simt.inline_bodies += b->simt.inline_bodies;
     a->simt.uniform_lookups += b->simt.uniform_lookups;
     a->simt.uniform_bodies += b->simt.uniform_bodies;
+    a->simt.pair_lookups += b->simt.pair_lookups;
+    a->simt.pair_lane_chunks += b->simt.pair_lane_chunks;
 }
 
 /* ---- one tensor ------------------------------------------------------------------------ */
@@ -261,6 +263,13 @@ static double simt_per_chunk(const acc_t *a, uint64_t issues) {
     return a->simt.lane_chunks ? 32.0 * (double)issues / (double)a->simt.lane_chunks : 0;
 }
 
+/* Pair form: lookup issues per 32 chunks of either row (a warp-wide chunk of one row). */
+static double simt_pair_per_chunk(const acc_t *a) {
+    return a->simt.pair_lane_chunks
+               ? 32.0 * (double)a->simt.pair_lookups / (double)a->simt.pair_lane_chunks
+               : 0;
+}
+
 static void print_text(FILE *out, const acc_t *a, const tseal_bench_codec_opts *o,
                        unsigned threads) {
     double bpw = per_weight(a, 8.0 * (double)a->coded_bytes), bound = per_weight(a, a->bound_bits);
@@ -304,9 +313,9 @@ static void print_text(FILE *out, const acc_t *a, const tseal_bench_codec_opts *
     if (a->simt.warps)
         fprintf(out,
                 "  GPU warp model (issues per 32 lane chunks, %llu warps): lookups inline %.2f, "
-                "uniform %.2f; chunk bodies inline %.2f, uniform %.2f\n",
+                "uniform %.2f, pair %.2f; chunk bodies inline %.2f, uniform %.2f\n",
                 (unsigned long long)a->simt.warps, simt_per_chunk(a, a->simt.inline_lookups),
-                simt_per_chunk(a, a->simt.uniform_lookups),
+                simt_per_chunk(a, a->simt.uniform_lookups), simt_pair_per_chunk(a),
                 simt_per_chunk(a, a->simt.inline_bodies),
                 simt_per_chunk(a, a->simt.uniform_bodies));
 }
@@ -357,6 +366,7 @@ static cJSON *to_json(const acc_t *a, const tseal_bench_codec_opts *o) {
                                 simt_per_chunk(a, a->simt.inline_bodies));
         cJSON_AddNumberToObject(m, "uniform_bodies_per_chunk",
                                 simt_per_chunk(a, a->simt.uniform_bodies));
+        cJSON_AddNumberToObject(m, "pair_lookups_per_chunk", simt_pair_per_chunk(a));
     }
     if (a->tensor_list) cJSON_AddItemToObject(j, "tensor_list", cJSON_Duplicate(a->tensor_list, 1));
     return j;

@@ -11,6 +11,9 @@
  *     every iteration in which at least one lane completes a chunk;
  *   - uniform (the default): lookups repeat until the lane's chunk is full, then the body; the
  *     warp waits for its slowest lane at every chunk, and runs the body once per chunk.
+ *   - pair (two rows per lane, the GEMV at batch 3..8): a lane decodes two segments in step, one
+ *     loop iteration issuing both streams' lookups until the slower stream's chunk is full; here
+ *     segments j and j + 32 (the next warp's) stand for the same columns of two rows.
  * Only the fast region is modelled (lookups of up to 3 symbols while >= 3 symbols and >= 12
  * bits remain; the single-code tail is a few symbols per segment). It is a count of issues, not
  * a timing: what an issue costs depends on the batch and the GPU (docs/GEMV.md).
@@ -29,6 +32,8 @@ typedef struct tseal_simt_counts {
     uint64_t inline_bodies;   /* warp issues of the chunk body, inline form */
     uint64_t uniform_lookups; /* the same, uniform form */
     uint64_t uniform_bodies;
+    uint64_t pair_lookups;     /* warp issues of lookups (2 per iteration), pair form */
+    uint64_t pair_lane_chunks; /* chunks of both streams of the pair-form warps */
 } tseal_simt_counts;
 
 /* Add the counts of up to max_warps warps (spread evenly over the tensor; 0 = all) of a HUFF

@@ -48,7 +48,7 @@ static void count(const uint16_t *w, uint64_t rows, uint64_t cols, unsigned seg_
     cr_assert_eq(tseal_simt_count(&v, 0, c), 0, "%s", tseal_errmsg());
 }
 
-/* Identical lanes never diverge: both forms issue one body per chunk and the same lookups. */
+/* Identical lanes never diverge: every form issues one body per chunk and the same lookups. */
 Test(simt, identical_lanes_do_not_diverge) {
     const uint64_t rows = 64, cols = 256;
     uint16_t *w = weights(rows, cols, 1, 5);
@@ -60,6 +60,8 @@ Test(simt, identical_lanes_do_not_diverge) {
     cr_assert_eq(c.inline_bodies, c.uniform_bodies);
     cr_assert_eq(c.inline_bodies * 32, c.lane_chunks);
     cr_assert_geq(c.lane_chunks, rows * (cols / 8 - 1)); /* all but the tail's last chunk */
+    cr_assert_eq(c.pair_lane_chunks, c.lane_chunks);     /* both warps in one pair */
+    cr_assert_eq(c.pair_lookups, c.uniform_lookups);     /* 2 issues per iteration, 2 rows */
     tseal_buf_free(&blob);
     free(w);
 }
@@ -77,6 +79,9 @@ Test(simt, divergent_lanes) {
     cr_assert_geq(c.uniform_bodies * 32, c.lane_chunks);
     cr_assert_lt(c.uniform_bodies, c.inline_bodies);
     cr_assert_geq(c.uniform_lookups, c.inline_lookups);
+    /* pairs (warps 0+1, 2+3, ...: all of them) wait for the slowest of 64 streams, not 32 */
+    cr_assert_eq(c.pair_lane_chunks, c.lane_chunks);
+    cr_assert_geq(c.pair_lookups, c.uniform_lookups);
     tseal_buf_free(&blob);
     free(w);
 }
