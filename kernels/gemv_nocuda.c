@@ -70,8 +70,8 @@ void tseal_gpu_gemv_tune(unsigned tile_log2, unsigned rows_per_lane) {
 int tseal_bench_gemv_main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs("Usage: tseal bench gemv [--json] [--segment N] [--batch LIST] [--shapes LIST] "
-                  "[--repeat N]\n"
+            fputs("Usage: tseal bench gemv [--json] [--segment N] [--tile C] [--pair N] "
+                  "[--batch LIST] [--shapes LIST] [--repeat N] [--cpu-check]\n"
                   "Fused decode+GEMV against cuBLAS on the GPU (docs/GEMV.md). This tseal was "
                   "built without CUDA.\n",
                   stdout);
