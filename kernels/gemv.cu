@@ -285,11 +285,13 @@ extern "C" unsigned tseal_gpu_gemv_seg_log2(const tseal_gpu_tensor *t) {
 }
 
 void tseal_gemv_plan_for(const tseal_gpu_tensor *t, unsigned batch, int sms, tseal_gemv_plan *pl) {
-    const tseal_ct_view *v = &t->geo;
-    const int kind = v->mode == TSEAL_CT_MODE_HUFF    ? TSEAL_GEMV_KIND_HUFF
-                     : v->mode == TSEAL_CT_MODE_CONST ? TSEAL_GEMV_KIND_CONST
-                                                      : TSEAL_GEMV_KIND_BF16;
-    plan_make(v->rows, v->cols, tseal_gpu_gemv_seg_log2(t), kind, batch, sms, pl);
+    tseal_gemv_args a;
+    int kind = 0;
+    if (tensor_args(t, &a, &kind, "tseal_gemv_plan_for")) { /* no GEMV on this tensor */
+        memset(pl, 0, sizeof *pl);
+        return;
+    }
+    plan_make(a.plan.n, a.plan.k, a.plan.seg_log2, kind, batch, sms, pl);
 }
 
 extern "C" int tseal_gpu_gemv_async(const tseal_gpu_tensor *t, const void *x, void *y,
