@@ -469,26 +469,29 @@ TSEAL_GEMV_HD void tseal_gemv_join4(uint32_t sm4, uint32_t e4, float w[4]) {
     w[3] = tseal_gemv_f32(b1 & 0xFFFF0000u);
 }
 
-/*
- * Order step 1 inputs: the 8 `x` values of batch entry b at column `col` as FP32 (m <= 8 of
- * them; the rest 0). vec: k % 8 == 0 and x 16-byte aligned, so m == 8 and one 16-byte load.
- */
-TSEAL_GEMV_HD void tseal_gemv_x8(const tseal_gemv_args *a, int vec, unsigned b, uint64_t col,
-                                 unsigned m, float xv[8]) {
-    const uint16_t *xb = a->x + (uint64_t)b * a->plan.k + col;
+/* 8 BF16 values at p as FP32 (m <= 8 of them; the rest +0). vec: m == 8 and p 16-byte aligned,
+ * one 16-byte load. */
+TSEAL_GEMV_HD void tseal_gemv_bf16x8(const uint16_t *p, int vec, unsigned m, float out[8]) {
     if (vec) {
         uint32_t q[4];
-        tseal_gemv_ld16(xb, q);
+        tseal_gemv_ld16(p, q);
         TSEAL_GEMV_UNROLL
         for (unsigned i = 0; i < 4; i++) {
-            xv[2 * i] = tseal_gemv_f32(q[i] << 16);
-            xv[2 * i + 1] = tseal_gemv_f32(q[i] & 0xFFFF0000u);
+            out[2 * i] = tseal_gemv_f32(q[i] << 16);
+            out[2 * i + 1] = tseal_gemv_f32(q[i] & 0xFFFF0000u);
         }
     } else {
         TSEAL_GEMV_UNROLL
         for (unsigned i = 0; i < 8; i++)
-            xv[i] = i < m ? tseal_gemv_f32(tseal_gemv_ldh(xb + i) << 16) : 0.0f;
+            out[i] = tseal_gemv_f32(i < m ? tseal_gemv_ldh(p + i) << 16 : 0u);
     }
+}
+
+/* Order step 1 inputs: the `x` values of batch entry b at column `col` (vec: k % 8 == 0 and x
+ * 16-byte aligned). */
+TSEAL_GEMV_HD void tseal_gemv_x8(const tseal_gemv_args *a, int vec, unsigned b, uint64_t col,
+                                 unsigned m, float xv[8]) {
+    tseal_gemv_bf16x8(a->x + (uint64_t)b * a->plan.k + col, vec, m, xv);
 }
 
 /* Order step 1: one chunk's chain of m fused multiply-adds from -0. */
@@ -572,19 +575,7 @@ TSEAL_GEMV_HD void tseal_gemv_plane_chunk2(const tseal_gemv_args *a, int vec, un
 TSEAL_GEMV_HD void tseal_gemv_bf16_chunk(const tseal_gemv_args *a, int vec, unsigned nb,
                                          uint64_t elem, uint64_t col, unsigned m, float *p) {
     float w[8];
-    if (vec) {
-        uint32_t q[4];
-        tseal_gemv_ld16(a->w + elem, q);
-        TSEAL_GEMV_UNROLL
-        for (unsigned i = 0; i < 4; i++) {
-            w[2 * i] = tseal_gemv_f32(q[i] << 16);
-            w[2 * i + 1] = tseal_gemv_f32(q[i] & 0xFFFF0000u);
-        }
-    } else {
-        TSEAL_GEMV_UNROLL
-        for (unsigned i = 0; i < 8; i++)
-            w[i] = tseal_gemv_f32(i < m ? tseal_gemv_ldh(a->w + elem + i) << 16 : 0u);
-    }
+    tseal_gemv_bf16x8(a->w + elem, vec, m, w);
     tseal_gemv_chunk_fma(a, vec, nb, col, m, w, p);
 }
 
