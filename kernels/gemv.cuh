@@ -315,8 +315,8 @@ TSEAL_GEMV_HD void tseal_gemv_plan_make_tile(uint64_t n, uint64_t k, unsigned se
         pl->lanes_per_task = (uint32_t)(pl->rows_per_warp * P);
         pl->tiles = pl->piece_tiles = pl->pieces = 1;
         const uint64_t groups = (n + pl->rows_per_warp - 1) / pl->rows_per_warp;
-        if ((pair == 2 && groups >= 2) ||
-            (pair == TSEAL_GEMV_PAIR_IF_FILLED && (groups + 1) / 2 >= min_tasks))
+        if (groups >= 2 &&
+            (pair == 2 || (pair == TSEAL_GEMV_PAIR_IF_FILLED && (groups + 1) / 2 >= min_tasks)))
             pl->pair = 2;
         pl->n_tasks = (groups + pl->pair - 1) / pl->pair;
     } else {

@@ -822,6 +822,8 @@ Test(gemv_lane, pair_plans) {
     cr_assert_geq(pl.n_tasks, 132 * 16);
     tseal_gemv_plan_make_tile(1, 14336, 8, 132 * 16, 0, 2, &pl); /* one row group */
     cr_assert_eq(pl.pair, 1);
+    tseal_gemv_plan_make_tile(2, 4096, 8, 1, 0, fill, &pl); /* ROWS, one group of 2 rows */
+    cr_assert_eq(pl.pair, 1);
     tseal_gemv_plan_make_tile(4096, 14336, 8, 132 * 16, 0, 1, &pl);
     cr_assert_eq(pl.pair, 1);
 }
