@@ -276,7 +276,8 @@ static int same_dev(const void *a, const void *b, size_t bytes, std::vector<uint
 /* The fused kernel's work plan, as the JSON `plan` field and the table's last column show it:
  * ROWS "rows:R/warp,tasks:T", TILES "tiles:TxC,rows:R,pieces:P,tasks:T" (R rows per row group),
  * then ",pair" when a lane works on two rows (a task covers two row groups). */
-static void plan_text(const tseal_gpu_tensor *t, unsigned batch, int sms, char *buf, size_t size) {
+static unsigned plan_text(const tseal_gpu_tensor *t, unsigned batch, int sms, char *buf,
+                          size_t size) {
     tseal_gemv_plan plan;
     tseal_gemv_plan_for(t, batch, sms, &plan);
     int len;
@@ -289,6 +290,7 @@ static void plan_text(const tseal_gpu_tensor *t, unsigned batch, int sms, char *
                        (unsigned long long)plan.pieces, (unsigned long long)plan.n_tasks);
     if (plan.pair == 2 && len > 0 && (size_t)len < size)
         snprintf(buf + len, size - (size_t)len, ",pair");
+    return plan.pair;
 }
 
 extern "C" int tseal_bench_gemv_main(int argc, char **argv) {
@@ -438,7 +440,8 @@ extern "C" int tseal_bench_gemv_main(int argc, char **argv) {
                 }
                 const int exact = fused_exact && deterministic && dec_exact && cpu_exact != 0;
                 char plan_s[112];
-                plan_text(t, batch, prop.multiProcessorCount, plan_s, sizeof plan_s);
+                const unsigned rows_per_lane =
+                    plan_text(t, batch, prop.multiProcessorCount, plan_s, sizeof plan_s);
                 all_exact &= exact;
                 const double gbps = (double)comp / (fused_us * 1e3);
                 if (o.json) {
@@ -449,7 +452,7 @@ extern "C" int tseal_bench_gemv_main(int argc, char **argv) {
                            "%s, \"decode_cublas_exact\": %s, \"cpu_exact\": %s, "
                            "\"compressed_bytes\": %llu, \"bf16_bytes\": %llu, \"copy_us\": %.2f, "
                            "\"copy_gbps\": %.1f, \"size_vs_segment_2048\": %.5f, \"plan\": "
-                           "\"%s\"}",
+                           "\"%s\", \"rows_per_lane\": %u}",
                            first_result ? "" : ",", (unsigned long long)n, (unsigned long long)k,
                            batch, cublas_us, ref_us, fused_us, fused_us / cublas_us, gbps,
                            exact ? "true" : "false", dec_us, fused_exact ? "true" : "false",
@@ -458,7 +461,7 @@ extern "C" int tseal_bench_gemv_main(int argc, char **argv) {
                            : cpu_exact   ? "true"
                                          : "false",
                            (unsigned long long)comp, (unsigned long long)bf16, copy_us, copy_gbps,
-                           size_cost, plan_s);
+                           size_cost, plan_s, rows_per_lane);
                     first_result = 0;
                 } else {
                     char shape[32];
