@@ -63,10 +63,7 @@ struct tseal_gpu_err {
     unsigned int n_bad;         /* segments flagged */
     unsigned long long seg_inv; /* ~(lowest flagged segment), 0 if none (atomicMax of ~j) */
 };
-#define TSEAL_GPU_ERR_OVERRUN 1u /* the codes ran past the segment's end */
-#define TSEAL_GPU_ERR_SHORT   2u /* all symbols decoded before the segment's end */
-#define TSEAL_GPU_ERR_BOUNDS  4u /* segment not inside the exponent stream */
-#define TSEAL_GPU_ERR_TABLE   8u /* table entry without a symbol (invalid code lengths) */
+/* TSEAL_GPU_ERR_* flags: gpu_bits.h */
 
 /* Parameters of the HUFF kernel (device pointers into one allocation, see decode.cu). */
 struct tseal_gpu_huff_args {

@@ -25,6 +25,7 @@ static_assert(TSEAL_GEMV_ERR_OVERRUN == TSEAL_GPU_ERR_OVERRUN &&
                   TSEAL_GEMV_ERR_BOUNDS == TSEAL_GPU_ERR_BOUNDS &&
                   TSEAL_GEMV_ERR_TABLE == TSEAL_GPU_ERR_TABLE,
               "error flags differ");
+static_assert(TSEAL_GEMV_CHUNK == TSEAL_GPU_DEC_CHUNK, "the decoder's chunks are the order's");
 static_assert(TSEAL_GEMV_PIECE_TILES_MAX <= (1u << (TSEAL_GEMV_STACK_LEVELS - 1)),
               "stack too shallow for a piece");
 static_assert(TSEAL_GEMV_FLAT_SEG_LOG2 >= TSEAL_SEG_LOG2_MIN &&

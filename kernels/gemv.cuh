@@ -97,11 +97,11 @@
 #define TSEAL_GEMV_MODE_TILES                                                                      \
     1 /* P > 32: a warp task is a piece of 32 / C rows (tiles of C segs) */
 
-/* Error flags of a segment (the same values as TSEAL_GPU_ERR_* of decode.cuh). */
-#define TSEAL_GEMV_ERR_OVERRUN 1u /* the codes ran past the segment's end */
-#define TSEAL_GEMV_ERR_SHORT   2u /* all symbols decoded before the segment's end */
-#define TSEAL_GEMV_ERR_BOUNDS  4u /* segment not inside the exponent stream */
-#define TSEAL_GEMV_ERR_TABLE   8u /* table entry without a symbol (invalid code lengths) */
+/* Error flags of a segment (gpu_bits.h). */
+#define TSEAL_GEMV_ERR_OVERRUN TSEAL_GPU_ERR_OVERRUN
+#define TSEAL_GEMV_ERR_SHORT   TSEAL_GPU_ERR_SHORT
+#define TSEAL_GEMV_ERR_BOUNDS  TSEAL_GPU_ERR_BOUNDS
+#define TSEAL_GEMV_ERR_TABLE   TSEAL_GPU_ERR_TABLE
 
 /* Error record (same layout as decode.cuh's tseal_gpu_err; gemv.cu checks it). */
 typedef struct tseal_gemv_err {
@@ -580,130 +580,6 @@ TSEAL_GEMV_HD void tseal_gemv_bf16_chunk(const tseal_gemv_args *a, int vec, unsi
 }
 
 /*
- * HUFF decoding of one segment, chunk by chunk (decode.cuh's loop): a 64-bit left-aligned bit
- * buffer refilled from byte-swapped 32-bit words, multi-symbol lookups (the fast path) while
- * >= 3 symbols and >= 12 bits remain, then single codes checked against the segment's end.
- * Exponents are gathered 8 at a time in a 64-bit register (first in bits 0..7); a lookup of c
- * symbols that completes a chunk leaves its last (n - 8) symbols for the next one (`tail`).
- * Once a segment fails, `err` holds TSEAL_GEMV_ERR_* and no symbol is left.
- */
-typedef struct tseal_gemv_dec {
-    uint64_t buf;  /* the next `avail` bits, left-aligned */
-    uint64_t wi;   /* next stream word */
-    uint64_t acc;  /* the chunk's n exponents so far */
-    uint32_t syms; /* the last lookup's symbols, c of them (n > 8: the last n - 8 are past the
-                      chunk and fell off acc) */
-    uint32_t c;
-    uint32_t avail, used, seg_len, left, n, err;
-} tseal_gemv_dec;
-
-/* Segment of seg_len bits at bit `start`, nsyms symbols (nsyms == 0: an idle stream). */
-TSEAL_GEMV_HD void tseal_gemv_dec_init(const tseal_gemv_args *a, tseal_gemv_dec *d, uint64_t start,
-                                       uint32_t seg_len, uint32_t nsyms) {
-    d->acc = 0;
-    d->syms = 0;
-    d->c = 0;
-    d->used = 0;
-    d->n = 0;
-    d->err = 0;
-    d->seg_len = nsyms ? seg_len : 0u;
-    d->left = nsyms;
-    d->buf = 0;
-    d->avail = 0;
-    d->wi = 0;
-    if (!nsyms) return;
-    if (start > a->exp_bits || seg_len > a->exp_bits - start) {
-        d->err = TSEAL_GEMV_ERR_BOUNDS;
-        d->left = 0;
-        return;
-    }
-    d->wi = start >> 5;
-    const uint32_t s0 = (uint32_t)(start & 31);
-    d->buf = (uint64_t)tseal_gpu_bswap32(tseal_gpu_ldw(a->exp_words, d->wi++)) << (32 + s0);
-    d->avail = 32 - s0;
-}
-
-TSEAL_GEMV_HD void tseal_gemv_dec_fail(tseal_gemv_dec *d, uint32_t err) {
-    d->err = err;
-    d->left = 0;
-    d->n = 0;
-}
-
-/* The chunk still needs symbols and the fast path may give them. */
-TSEAL_GEMV_HD int tseal_gemv_dec_fast(const tseal_gemv_dec *d) {
-    return d->n < TSEAL_GEMV_CHUNK && d->left >= TSEAL_DTAB_MAX_SYMS &&
-           d->used + TSEAL_DTAB_BITS <= d->seg_len;
-}
-
-/* One multi-symbol lookup (n <= 7 before it). */
-TSEAL_GEMV_HD void tseal_gemv_dec_lookup(const tseal_gemv_args *a, tseal_gemv_dec *d,
-                                         const uint32_t *dtab) {
-    const uint32_t e = tseal_gpu_lookup(a->exp_words, dtab, &d->buf, &d->avail, &d->wi);
-    if (!e) {
-        tseal_gemv_dec_fail(d, TSEAL_GEMV_ERR_TABLE);
-        return;
-    }
-    d->c = TSEAL_DTAB_COUNT(e);
-    d->syms = e & 0xFFFFFFu; /* unused symbol bytes are zero */
-    d->used += TSEAL_DTAB_NBITS(e);
-    d->left -= d->c;
-    d->acc |= (uint64_t)d->syms << (8 * d->n);
-    d->n += d->c;
-}
-
-/*
- * After the fast lookups: the next chunk's exponents in *e8 and its size (8, or fewer at the
- * segment's end), or 0 when the segment is done (then a segment that did not end exactly at its
- * last bit is flagged) or bad. Single codes fill the chunk where the fast path cannot.
- */
-TSEAL_GEMV_HD uint32_t tseal_gemv_dec_chunk(const tseal_gemv_args *a, tseal_gemv_dec *d,
-                                            const uint32_t *dtab, const uint8_t *code_len,
-                                            uint64_t *e8) {
-    if (d->n >= TSEAL_GEMV_CHUNK) {
-        *e8 = d->acc;
-        d->n -= TSEAL_GEMV_CHUNK;                /* <= 2 */
-        d->acc = d->syms >> (8 * (d->c - d->n)); /* the symbols that did not fit */
-        return TSEAL_GEMV_CHUNK;
-    }
-    while (d->n < TSEAL_GEMV_CHUNK && d->left > 0) {
-        if (d->used >= d->seg_len) {
-            tseal_gemv_dec_fail(d, TSEAL_GEMV_ERR_OVERRUN);
-            return 0;
-        }
-        if (d->avail <= 32) {
-            d->buf |= (uint64_t)tseal_gpu_bswap32(tseal_gpu_ldw(a->exp_words, d->wi++))
-                      << (32 - d->avail);
-            d->avail += 32;
-        }
-        const uint32_t e = dtab[d->buf >> (64 - TSEAL_DTAB_BITS)];
-        const uint32_t sym = e & 0xFFu, len = code_len[sym];
-        if (TSEAL_DTAB_COUNT(e) == 0 || len == 0) {
-            tseal_gemv_dec_fail(d, TSEAL_GEMV_ERR_TABLE);
-            return 0;
-        }
-        if (len > d->seg_len - d->used) {
-            tseal_gemv_dec_fail(d, TSEAL_GEMV_ERR_OVERRUN);
-            return 0;
-        }
-        d->buf <<= len;
-        d->avail -= len;
-        d->used += len;
-        d->left--;
-        d->acc |= (uint64_t)sym << (8 * d->n);
-        d->n++;
-    }
-    const uint32_t m = d->n;
-    if (m == 0) {
-        if (!d->err && d->used != d->seg_len) d->err = TSEAL_GEMV_ERR_SHORT;
-        return 0;
-    }
-    *e8 = d->acc;
-    d->acc = 0;
-    d->n = 0;
-    return m;
-}
-
-/*
  * HUFF: decode the segment's nsyms exponents from seg_len bits at bit `start` while
  * multiplying. dtab/code_len: the shared-memory copies. Returns 0 or TSEAL_GEMV_ERR_* (p is
  * then unspecified).
@@ -725,14 +601,14 @@ TSEAL_GEMV_HD uint32_t tseal_gemv_seg_huff(const tseal_gemv_args *a, int vec, un
                                            uint32_t nsyms, uint64_t start, uint32_t seg_len,
                                            const uint32_t *dtab, const uint8_t *code_len,
                                            float *p) {
-    tseal_gemv_dec d;
-    tseal_gemv_dec_init(a, &d, start, seg_len, nsyms);
+    tseal_gpu_dec d;
+    tseal_gpu_dec_init(a->exp_words, a->exp_bits, &d, start, seg_len, nsyms);
     if (inline_chunks) {
-        while (tseal_gemv_dec_fast(&d)) {
-            tseal_gemv_dec_lookup(a, &d, dtab);
+        while (tseal_gpu_dec_fast(&d)) {
+            tseal_gpu_dec_lookup(a->exp_words, &d, dtab);
             if (d.n >= TSEAL_GEMV_CHUNK) {
                 uint64_t e8 = 0;
-                tseal_gemv_dec_chunk(a, &d, dtab, code_len, &e8);
+                tseal_gpu_dec_chunk(a->exp_words, &d, dtab, code_len, &e8);
                 tseal_gemv_plane_chunk(a, vec, nb, elem, col, TSEAL_GEMV_CHUNK, e8, p);
                 elem += TSEAL_GEMV_CHUNK;
                 col += TSEAL_GEMV_CHUNK;
@@ -740,9 +616,9 @@ TSEAL_GEMV_HD uint32_t tseal_gemv_seg_huff(const tseal_gemv_args *a, int vec, un
         }
     }
     for (;;) {
-        while (tseal_gemv_dec_fast(&d)) tseal_gemv_dec_lookup(a, &d, dtab);
+        while (tseal_gpu_dec_fast(&d)) tseal_gpu_dec_lookup(a->exp_words, &d, dtab);
         uint64_t e8 = 0;
-        const uint32_t m = tseal_gemv_dec_chunk(a, &d, dtab, code_len, &e8);
+        const uint32_t m = tseal_gpu_dec_chunk(a->exp_words, &d, dtab, code_len, &e8);
         if (!m) break;
         tseal_gemv_plane_chunk(a, vec, nb, elem, col, m, e8, p);
         elem += TSEAL_GEMV_CHUNK;
@@ -763,20 +639,20 @@ TSEAL_GEMV_HD void tseal_gemv_seg_huff2(const tseal_gemv_args *a, int vec, unsig
                                         const int act[2], const uint32_t *dtab,
                                         const uint8_t *code_len, float *p0, float *p1,
                                         uint32_t f[2]) {
-    tseal_gemv_dec d[2];
+    tseal_gpu_dec d[2];
     uint64_t elem[2] = {elem0[0], elem0[1]};
-    tseal_gemv_dec_init(a, &d[0], start[0], len[0], act[0] ? nsyms : 0u);
-    tseal_gemv_dec_init(a, &d[1], start[1], len[1], act[1] ? nsyms : 0u);
+    tseal_gpu_dec_init(a->exp_words, a->exp_bits, &d[0], start[0], len[0], act[0] ? nsyms : 0u);
+    tseal_gpu_dec_init(a->exp_words, a->exp_bits, &d[1], start[1], len[1], act[1] ? nsyms : 0u);
     for (;;) {
         for (;;) {
-            const int f0 = tseal_gemv_dec_fast(&d[0]), f1 = tseal_gemv_dec_fast(&d[1]);
+            const int f0 = tseal_gpu_dec_fast(&d[0]), f1 = tseal_gpu_dec_fast(&d[1]);
             if (!f0 && !f1) break;
-            if (f0) tseal_gemv_dec_lookup(a, &d[0], dtab);
-            if (f1) tseal_gemv_dec_lookup(a, &d[1], dtab);
+            if (f0) tseal_gpu_dec_lookup(a->exp_words, &d[0], dtab);
+            if (f1) tseal_gpu_dec_lookup(a->exp_words, &d[1], dtab);
         }
         uint64_t e8[2] = {0, 0};
-        const uint32_t m[2] = {tseal_gemv_dec_chunk(a, &d[0], dtab, code_len, &e8[0]),
-                               tseal_gemv_dec_chunk(a, &d[1], dtab, code_len, &e8[1])};
+        const uint32_t m[2] = {tseal_gpu_dec_chunk(a->exp_words, &d[0], dtab, code_len, &e8[0]),
+                               tseal_gpu_dec_chunk(a->exp_words, &d[1], dtab, code_len, &e8[1])};
         if (!m[0] && !m[1]) break;
         tseal_gemv_plane_chunk2(a, vec, nb, elem, col, m, e8, p0, p1);
         elem[0] += TSEAL_GEMV_CHUNK;
