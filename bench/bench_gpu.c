@@ -24,6 +24,7 @@
 static const char *help =
     "Usage: tseal bench gpu [--json] [--shapes NxK,...] [--segment N] [--repeat N] [--device N]\n"
     "                       [--model DIR] [--artifact F --key K --trust SIGNER.pub] [--no-load]\n"
+    "                       [--stores direct|staged]\n"
     "\n"
     "Side by side on one GPU, in one process:\n"
     "  decode: for each N x K shape (default the Llama-3-8B ones: 4096x4096, 4096x1024,\n"
@@ -31,6 +32,8 @@ static const char *help =
     "          (segments of --segment weights, default 2048), uploaded and decoded; the median\n"
     "          of --repeat runs (default 50, L2 flushed before each) is compared with a\n"
     "          device-to-device copy of the BF16 bytes; every decode is checked bit for bit.\n"
+    "          --stores: how the decode writes its output (default staged: whole 128-byte\n"
+    "          runs per warp; direct: 16 bytes per thread; same bytes).\n"
     "  load:   the model (--model DIR, default a synthetic 'small' one) is loaded as plain BF16\n"
     "          safetensors (read + cudaMemcpyAsync from two pinned 64 MiB buffers) and as a\n"
     "          .tseal artifact (--artifact, or packed here with fresh keys): tseal_open +\n"
@@ -209,13 +212,19 @@ static double tbps(uint64_t bytes, double us) {
 }
 
 int tseal_bench_gpu_main(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"json", no_argument, 0, 'j'},           {"shapes", required_argument, 0, 's'},
-        {"segment", required_argument, 0, 'g'},  {"repeat", required_argument, 0, 'r'},
-        {"device", required_argument, 0, 'd'},   {"model", required_argument, 0, 'm'},
-        {"artifact", required_argument, 0, 'a'}, {"key", required_argument, 0, 'k'},
-        {"trust", required_argument, 0, 't'},    {"no-load", no_argument, 0, 'n'},
-        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
+    static const struct option opts[] = {{"json", no_argument, 0, 'j'},
+                                         {"shapes", required_argument, 0, 's'},
+                                         {"segment", required_argument, 0, 'g'},
+                                         {"repeat", required_argument, 0, 'r'},
+                                         {"device", required_argument, 0, 'd'},
+                                         {"model", required_argument, 0, 'm'},
+                                         {"artifact", required_argument, 0, 'a'},
+                                         {"key", required_argument, 0, 'k'},
+                                         {"trust", required_argument, 0, 't'},
+                                         {"no-load", no_argument, 0, 'n'},
+                                         {"stores", required_argument, 0, 'S'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     uint64_t shapes[32][2] = {
         {4096, 4096}, {4096, 1024}, {4096, 14336}, {14336, 4096}, {128256, 4096}};
     unsigned n_shapes = 5, repeat = 50, seg_log2 = 0;
@@ -268,6 +277,13 @@ int tseal_bench_gpu_main(int argc, char **argv) {
             break;
         case 'n':
             no_load = 1;
+            break;
+        case 'S':
+            if (strcmp(optarg, "direct") && strcmp(optarg, "staged")) {
+                fprintf(stderr, "tseal bench gpu: --stores: expected direct or staged\n");
+                return 2;
+            }
+            tseal_gpu_decode_tune(strcmp(optarg, "direct") ? 2u : 1u);
             break;
         case 'h':
             fputs(help, stdout);

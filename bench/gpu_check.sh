@@ -212,6 +212,10 @@ run() {
         >'$OUT/bench-gemv-pair1.json'" || true
     step bench-gemv-pair2 0 sh -c "'$BUILD/tseal' bench gemv --batch 1,2,8 --pair 2 --json \
         >'$OUT/bench-gemv-pair2.json'" || true
+    # Optional: the decode writing its output directly (16 bytes per thread) against the default
+    # (chunks staged in shared memory, whole 128-byte runs per warp store; kernels/decode.cuh).
+    step bench-gpu-direct 0 sh -c "'$BUILD/tseal' bench gpu --stores direct --no-load --json \
+        >'$OUT/bench-gpu-direct.json'" || true
     # Optional, for choosing the serving segment size (docs/GEMV.md): the fused GEMV at 1024-weight
     # segments, the decode at 256. Last, so that a call cut off by its time limit loses only these.
     step bench-gemv-seg1024 0 sh -c "'$BUILD/tseal' bench gemv --segment 1024 --batch 1,8 --json \

@@ -569,6 +569,13 @@ int tseal_gpu_tensor_upload(const tseal_ct_view *view, int device, tseal_gpu_ten
  * 16-byte stores. Thread-safe; decodes of one tensor run one at a time. n_elems == 0: no-op.
  */
 int tseal_gpu_tensor_decode(const tseal_gpu_tensor *t, void *dst, void *stream);
+/* How tseal_gpu_tensor_decode writes a coded tensor's output, for benchmarks and tests (same
+ * bytes either way; process-wide, for the decodes that follow): 1 each thread stores its own
+ * 16-byte chunks; 2 the chunks are staged in shared memory and each warp writes whole 128-byte
+ * runs (only where every chunk is whole and aligned: 16-byte aligned dst, cols % 8 == 0; else
+ * as 1); 0 automatic (the default: 2). */
+void tseal_gpu_decode_tune(unsigned stores);
+
 void tseal_gpu_tensor_free(tseal_gpu_tensor *t);
 /* Device memory held by the tensor (0 for NULL). */
 uint64_t tseal_gpu_tensor_device_bytes(const tseal_gpu_tensor *t);

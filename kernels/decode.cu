@@ -98,17 +98,20 @@ static void set_huff_args(tseal_gpu_huff_args *a, const tseal_ct_view *v, uint8_
     a->seg_log2 = v->seg_log2;
 }
 
-/* Resident blocks of the tensor's decode kernel on its device (the current one). */
+/* Resident blocks of the tensor's decode kernels on its device (the current one). */
 static int compute_grid_cap(tseal_gpu_tensor *t, const char *what) {
     const bool huff = t->geo.mode == TSEAL_CT_MODE_HUFF;
-    int sms = 0, per_sm = 0, per_sm_vec = 0;
+    int sms = 0, per_sm = 0, per_sm_vec = 0, per_sm_staged = 0;
     CUDA_TRY(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, t->device), what);
     if (huff) {
         CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-                     &per_sm, tseal_gpu_huff_kernel<false>, TSEAL_GPU_HUFF_THREADS, 0),
+                     &per_sm, tseal_gpu_huff_kernel<false, false>, TSEAL_GPU_HUFF_THREADS, 0),
                  what);
         CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-                     &per_sm_vec, tseal_gpu_huff_kernel<true>, TSEAL_GPU_HUFF_THREADS, 0),
+                     &per_sm_vec, tseal_gpu_huff_kernel<true, false>, TSEAL_GPU_HUFF_THREADS, 0),
+                 what);
+        CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                     &per_sm_staged, tseal_gpu_huff_kernel<true, true>, TSEAL_GPU_HUFF_THREADS, 0),
                  what);
     } else {
         CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
@@ -120,9 +123,18 @@ static int compute_grid_cap(tseal_gpu_tensor *t, const char *what) {
     }
     int m = per_sm < per_sm_vec ? per_sm : per_sm_vec;
     if (m < 1) m = 1;
+    if (per_sm_staged < 1) per_sm_staged = 1;
     if (sms < 1) sms = 1;
     t->grid_cap = (unsigned)sms * (unsigned)m;
+    t->grid_cap_staged = (unsigned)sms * (unsigned)per_sm_staged;
     return 0;
+}
+
+/* tseal_gpu_decode_tune's setting: 0 automatic, 1 direct stores, 2 staged where possible. */
+static unsigned g_stores;
+
+extern "C" void tseal_gpu_decode_tune(unsigned stores) {
+    __atomic_store_n(&g_stores, stores <= 2 ? stores : 0u, __ATOMIC_RELAXED);
 }
 
 int tseal_gpu_tensor_upload(const tseal_ct_view *view, int device, tseal_gpu_tensor **out) {
@@ -413,13 +425,19 @@ static int launch_and_wait(const tseal_gpu_tensor *t, void *dst, cudaStream_t s,
     } else {
         tseal_gpu_huff_args a = t->huff;
         a.out = (uint16_t *)dst;
+        /* staged stores need whole aligned chunks of 8 (decode.cuh) */
+        const bool staged =
+            vec && v->cols % 8 == 0 && __atomic_load_n(&g_stores, __ATOMIC_RELAXED) != 1;
+        const unsigned cap = staged ? t->grid_cap_staged : t->grid_cap;
         const uint64_t blocks = (v->n_segs + TSEAL_GPU_HUFF_THREADS - 1) / TSEAL_GPU_HUFF_THREADS;
-        const unsigned grid = (unsigned)(blocks < t->grid_cap ? blocks : t->grid_cap);
+        const unsigned grid = (unsigned)(blocks < cap ? blocks : cap);
         if (wait) CUDA_TRY(cudaMemsetAsync(a.err, 0, sizeof *a.err, s), what);
-        if (vec)
-            tseal_gpu_huff_kernel<true><<<grid, TSEAL_GPU_HUFF_THREADS, 0, s>>>(a);
+        if (staged)
+            tseal_gpu_huff_kernel<true, true><<<grid, TSEAL_GPU_HUFF_THREADS, 0, s>>>(a);
+        else if (vec)
+            tseal_gpu_huff_kernel<true, false><<<grid, TSEAL_GPU_HUFF_THREADS, 0, s>>>(a);
         else
-            tseal_gpu_huff_kernel<false><<<grid, TSEAL_GPU_HUFF_THREADS, 0, s>>>(a);
+            tseal_gpu_huff_kernel<false, false><<<grid, TSEAL_GPU_HUFF_THREADS, 0, s>>>(a);
         CUDA_TRY(cudaGetLastError(), "tseal_gpu_tensor_decode: tseal_gpu_huff_kernel launch");
         if (wait)
             CUDA_TRY(cudaMemcpyAsync(&herr, a.err, sizeof herr, cudaMemcpyDeviceToHost, s), what);

@@ -29,11 +29,16 @@
  * segment, and reads at most 64 bits ahead, i.e. inside the >= TSEAL_EXP_SLACK zero bytes after
  * the stream; the host additionally pads every device section with zero bytes.
  *
- * For a later optimization pass (correctness first here):
- *   - Stores: lanes of a warp write 16 bytes each at addresses S * 2 bytes apart, so every warp
- *     store touches 32 separate sectors. Transposing through a per-warp shared staging buffer
- *     (each lane deposits 8-symbol chunks, the warp then writes contiguous 512-byte runs of each
- *     segment) would make writes fully coalesced; the same holds for the plane reads.
+ * Stores (STAGED kernels). Written directly, the lanes of a warp store 16 bytes each at
+ * addresses S * 2 bytes apart, so every warp store touches 32 separate lines, half a sector
+ * each. When every chunk is a whole aligned 8 elements (16-byte aligned output, K % 8 == 0),
+ * the staged kernel instead has each lane decode TSEAL_DECODE_STAGE_CHUNKS chunks into its row
+ * of a per-warp shared-memory buffer; the warp then writes the buffer out so that each store
+ * instruction covers 32 / TSEAL_DECODE_STAGE_CHUNKS whole runs of 8 chunks (128 bytes, whole
+ * lines): 8 times fewer, full-line write requests. Same bytes; tseal_gpu_decode_tune picks.
+ *
+ * For a later optimization pass:
+ *   - The plane reads have the same pattern (8 bytes per lane, S apart), served by L1.
  *   - Several segments per thread (interleaved bit buffers, as the CPU fast decoder does) to
  *     hide the shared-memory lookup latency; bank conflicts of the random table lookups.
  *   - Fusing the decode into the consumer (GEMV), which removes the BF16 round trip to HBM.
@@ -311,11 +316,74 @@ TSEAL_GPU_HD void tseal_gpu_const_thread(const uint8_t *plane, uint16_t *out, ui
 }
 
 #ifdef __CUDACC__
-template <bool VEC>
+/* Chunks of 8 outputs a lane stages before its warp writes them out (STAGED kernels); a lane's
+ * row of the buffer has one spare entry so that the lanes' 16-byte shared stores do not hit
+ * the same banks. */
+#ifndef TSEAL_DECODE_STAGE_CHUNKS
+#define TSEAL_DECODE_STAGE_CHUNKS 8u
+#endif
+#define TSEAL_DECODE_STAGE_ROW (TSEAL_DECODE_STAGE_CHUNKS + 1u)
+static_assert(32 % TSEAL_DECODE_STAGE_CHUNKS == 0, "a store instruction covers whole lane runs");
+
+/*
+ * STAGED: segment j of the warp's group (live: j < n_segs) decoded chunk by chunk (the shared
+ * chunk decoder, gpu_bits.h), TSEAL_DECODE_STAGE_CHUNKS chunks at a time into the lane's row of
+ * `stage` (this warp's 32 rows); then the warp writes all rows out, store item i * 32 + l
+ * being chunk (i * 32 + l) % CH of lane (i * 32 + l) / CH, so consecutive lanes write
+ * consecutive 16-byte pieces of one segment's output. Needs whole aligned chunks (the host
+ * checks K % 8 == 0 and a 16-byte aligned output). Every lane of the warp takes part until no
+ * lane has chunks left.
+ */
+__device__ __forceinline__ void tseal_gpu_segment_staged(const tseal_gpu_huff_args &a, uint64_t j,
+                                                         bool live, uint64_t start, uint32_t len,
+                                                         unsigned lane, const uint32_t *dtab,
+                                                         const uint8_t *code_len, uint4 *stage) {
+    const unsigned CH = TSEAL_DECODE_STAGE_CHUNKS;
+    uint32_t nsyms = 0;
+    uint64_t next = 0; /* element of the lane's next chunk */
+    if (live) {
+        const uint64_t row = j / a.segs_per_row;
+        const uint64_t c0 = (j - row * a.segs_per_row) << a.seg_log2;
+        const uint64_t left = a.cols - c0, s = (uint64_t)1 << a.seg_log2;
+        nsyms = (uint32_t)(left < s ? left : s);
+        next = row * a.cols + c0;
+    }
+    tseal_gpu_dec d;
+    tseal_gpu_dec_init(a.exp_words, a.exp_bits, &d, start, len, nsyms);
+    uint4 *mine = stage + lane * TSEAL_DECODE_STAGE_ROW;
+    for (;;) {
+        uint32_t got = 0;
+        for (unsigned c = 0; c < CH; c++) {
+            while (tseal_gpu_dec_fast(&d)) tseal_gpu_dec_lookup(a.exp_words, &d, dtab);
+            uint64_t e8 = 0;
+            if (tseal_gpu_dec_chunk(a.exp_words, &d, dtab, code_len, &e8) != TSEAL_GPU_DEC_CHUNK)
+                break; /* done or bad (whole chunks only: K % 8 == 0) */
+            mine[c] = tseal_gpu_join8(tseal_gpu_ld8(a.plane + next + 8 * c), e8);
+            got++;
+        }
+        if (__ballot_sync(0xFFFFFFFFu, got != 0) == 0) break;
+        __syncwarp();
+#pragma unroll
+        for (unsigned i = 0; i < CH; i++) {
+            const unsigned item = i * 32 + lane, owner = item / CH, c = item % CH;
+            const uint32_t owner_got = __shfl_sync(0xFFFFFFFFu, got, owner);
+            const uint64_t owner_next = __shfl_sync(0xFFFFFFFFu, next, owner);
+            if (c < owner_got)
+                *reinterpret_cast<uint4 *>(a.out + owner_next + 8 * c) =
+                    stage[owner * TSEAL_DECODE_STAGE_ROW + c];
+        }
+        __syncwarp(); /* the rows are refilled next */
+        next += 8 * (uint64_t)got;
+    }
+    if (d.err) tseal_gpu_flag(a.err, j, d.err);
+}
+
+template <bool VEC, bool STAGED>
 __global__ void __launch_bounds__(TSEAL_GPU_HUFF_THREADS)
     tseal_gpu_huff_kernel(const tseal_gpu_huff_args a) {
     __shared__ __align__(16) uint32_t s_dtab[TSEAL_DTAB_SIZE];
     __shared__ __align__(16) uint8_t s_len[256];
+    __shared__ uint4 s_stage[STAGED ? TSEAL_GPU_HUFF_THREADS * TSEAL_DECODE_STAGE_ROW : 1];
 
     {
         const uint4 *src = reinterpret_cast<const uint4 *>(a.dtab);
@@ -346,8 +414,13 @@ __global__ void __launch_bounds__(TSEAL_GPU_HUFF_THREADS)
             const uint32_t v = __shfl_up_sync(0xFFFFFFFFu, incl, d);
             if (lane >= d) incl += v;
         }
+        const uint64_t start = live ? a.group_base[g] + (incl - len) : 0;
+        if (STAGED) {
+            tseal_gpu_segment_staged(a, j, live, start, len, lane, s_dtab, s_len,
+                                     s_stage + warp * 32 * TSEAL_DECODE_STAGE_ROW);
+            continue;
+        }
         if (!live) continue;
-        const uint64_t start = a.group_base[g] + (incl - len);
         const uint32_t f = tseal_gpu_segment<VEC>(a, j, start, len, s_dtab, s_len);
         if (f) tseal_gpu_flag(a.err, j, f);
     }

@@ -23,6 +23,7 @@
 #include "bench.h"
 #include "gemv.cuh"
 #include "gemv_ref.h"
+#include "gpu_internal.h"
 #include "gpu_tensor.cuh"
 
 static const char *gemv_help =
@@ -205,24 +206,6 @@ static void gen_normal(uint16_t *w, uint64_t n, double sigma, uint64_t seed) {
         const uint64_t r = rng_next(&s);
         for (unsigned q = 0; q < 4 && i + q < n; q++) w[i + q] = table[(r >> (16 * q)) & 0xFFFF];
     }
-}
-
-/* Decode into dst without waiting (the HUFF decode kernel launched directly, as
- * tseal_gpu_tensor_decode does, minus the wait and error read-back). */
-static int decode_async(const tseal_gpu_tensor *t, void *dst, cudaStream_t s) {
-    if (t->geo.mode != TSEAL_CT_MODE_HUFF) return tseal_gpu_tensor_decode(t, dst, s);
-    tseal_gpu_huff_args a = t->huff;
-    a.out = (uint16_t *)dst;
-    const uint64_t blocks = (a.n_segs + TSEAL_GPU_HUFF_THREADS - 1) / TSEAL_GPU_HUFF_THREADS;
-    const unsigned grid = (unsigned)(blocks < t->grid_cap ? blocks : t->grid_cap);
-    if (((uintptr_t)dst & 15) == 0)
-        tseal_gpu_huff_kernel<true><<<grid, TSEAL_GPU_HUFF_THREADS, 0, s>>>(a);
-    else
-        tseal_gpu_huff_kernel<false><<<grid, TSEAL_GPU_HUFF_THREADS, 0, s>>>(a);
-    cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess)
-        return tseal_err(TSEAL_E_CUDA, "decode kernel launch: %s", cudaGetErrorString(e));
-    return 0;
 }
 
 typedef struct {
@@ -412,7 +395,7 @@ extern "C" int tseal_bench_gemv_main(int argc, char **argv) {
                     return tseal_gpu_gemv_async(t, d_x, d_y[2], batch, tm.s);
                 };
                 auto run_dec = [&]() {
-                    int r = decode_async(t, d_dec, tm.s);
+                    int r = tseal_gpu_tensor_decode_launch(t, d_dec, tm.s);
                     return r ? r : (int)gemm(h, d_dec, d_x, d_y[3], n, k, batch);
                 };
                 if (time_median(&tm, run_cublas, &cublas_us) ||

@@ -202,3 +202,7 @@ int tseal_gpu_chacha_xor_async(void *dev, uint64_t bytes, const uint8_t key[32],
     (void)stream;
     return no_gpu();
 }
+
+void tseal_gpu_decode_tune(unsigned stores) {
+    (void)stores; /* no kernel to tune */
+}

@@ -21,6 +21,7 @@ struct tseal_gpu_tensor {
     const uint8_t *plane;     /* CONST */
     const uint8_t *raw;       /* RAW */
     unsigned grid_cap;        /* resident blocks of the decode kernel on the device */
+    unsigned grid_cap_staged; /* HUFF: the same for its staged-store kernel */
     pthread_mutex_t lock;     /* one decode at a time: the error record is per tensor */
     /* Set by the loader (loader/load.c); NULL / 0 for tensors made by tseal_gpu_tensor_upload. */
     char *name;

@@ -102,6 +102,8 @@ step bench-gemv-tile16 "$T" bench gemv --shapes 9x4096,64x14336 --batch 2,16 --s
 # use them by default where the plan allows, 1 only when asked)
 step bench-gemv-pair2 "$T" bench gemv --shapes 96x512,257x1000,64x14336 --batch 1,3,8 \
     --segment 64 --pair 2 --repeat 1 --cpu-check
+step bench-gpu-direct "$T" bench gpu --shapes 64x512,300x1000 --segment 128 --repeat 1 --no-load \
+    --stores direct
 step bench-gpu "$T" bench gpu --shapes 64x512,300x1000 --segment 128 --repeat 1 --model "$W/model"
 if grep -q '"exact": *false' "$W"/*.log; then
     echo "  FAIL  a benchmark result is not bit-exact"

@@ -214,8 +214,13 @@ static int roundtrip(const uint16_t *w, uint64_t rows, uint64_t cols, unsigned l
 
     gpu_check_at(t, v, (const uint8_t *)c.ref, 0, label);
     if (v->n_elems <= (8u << 20)) gpu_check_at(t, v, (const uint8_t *)c.ref, 1, label);
-    /* A second decode of the same upload gives the same bytes (no state left behind). */
-    gpu_check_at(t, v, (const uint8_t *)c.ref, 0, label);
+    /* A second decode of the same upload gives the same bytes (no state left behind), here
+     * with the other way of storing (staged by default where chunks are whole and aligned). */
+    char l2[300];
+    snprintf(l2, sizeof l2, "%s, direct stores", label);
+    tseal_gpu_decode_tune(1);
+    gpu_check_at(t, v, (const uint8_t *)c.ref, 0, l2);
+    tseal_gpu_decode_tune(0);
 
     tseal_gpu_tensor_free(t);
     const int mode = v->mode;
@@ -452,11 +457,14 @@ Test(gpu_decode, corrupt_bit_flips) {
     for (unsigned k = 0; k < 64; k++) {
         uint64_t bit = rng_next(&s) % c.view.exp_bits;
         exp[bit / 8] ^= (uint8_t)(0x80u >> (bit % 8));
-        char label[64];
-        snprintf(label, sizeof label, "stream bit %llu flipped", (unsigned long long)bit);
+        char label[80];
+        snprintf(label, sizeof label, "stream bit %llu flipped, %s stores", (unsigned long long)bit,
+                 k & 1 ? "staged" : "direct");
+        tseal_gpu_decode_tune(1 + (k & 1)); /* K = 3000: whole chunks, so both ways run */
         rejected += compare_corrupt(c.blob.data, c.blob.size, label);
         exp[bit / 8] ^= (uint8_t)(0x80u >> (bit % 8));
     }
+    tseal_gpu_decode_tune(0);
     cr_assert_gt(rejected, 0, "no flip was detected at all");
     coded_free(&c);
     free(w);

@@ -119,6 +119,18 @@ template <class T> static inline T __shfl_xor_sync(unsigned mask, T v, int m, in
     return tseal_emu_shfl_t(TSEAL_EMU_SHFL_XOR, mask, v, m, width);
 }
 
+/* __syncwarp: every live lane named in `mask` must arrive (a shuffle of nothing); the emulator
+ * runs a lane until it waits, so this orders the lanes' shared-memory accesses as on the GPU. */
+static inline void __syncwarp(unsigned mask = 0xFFFFFFFFu) {
+    (void)tseal_emu_shfl(TSEAL_EMU_SHFL_XOR, mask, 0, 0, 32);
+}
+/* Bit l set iff lane l's predicate holds (1-D blocks: lane = threadIdx.x % 32). */
+static inline unsigned __ballot_sync(unsigned mask, int pred) {
+    unsigned v = pred ? 1u << (threadIdx.x & 31) : 0u;
+    for (int m = 1; m < 32; m <<= 1) v |= __shfl_xor_sync(mask, v, m);
+    return v & mask;
+}
+
 /* ---- intrinsics
  * ---------------------------------------------------------------------------------- */
 
