@@ -424,6 +424,12 @@ __global__ void __launch_bounds__(TSEAL_GPU_HUFF_THREADS)
         const uint32_t f = tseal_gpu_segment<VEC>(a, j, start, len, s_dtab, s_len);
         if (f) tseal_gpu_flag(a.err, j, f);
     }
+    if (STAGED) {
+        /* Decoded weights do not stay behind in shared memory for whatever runs next on the SM
+         * (each lane clears its own row; the GPU does not promise to clear it between kernels). */
+        uint4 *mine = s_stage + threadIdx.x * TSEAL_DECODE_STAGE_ROW;
+        for (unsigned c = 0; c < TSEAL_DECODE_STAGE_ROW; c++) mine[c] = make_uint4(0, 0, 0, 0);
+    }
 }
 
 /* CONST: every exponent is `e`; out[i] = join(plane[i], e). */
