@@ -41,7 +41,7 @@ static const char *help =
     "          cache is warmed first.\n"
     "\n"
     "--json prints one object: decode[] (n, k, bf16_bytes, coded_bytes, copy_us, decode_us,\n"
-    "copy_tbps, decode_tbps, decode_over_copy, exact) and load (plain_s, tseal_s,\n"
+    "copy_tbps, decode_tbps, decode_over_copy, exact), stores, and load (plain_s, tseal_s,\n"
     "tseal_over_plain, tseal_gpu_decrypt_s, model_bytes, artifact_bytes). Exit code 5 without\n"
     "a GPU.\n";
 
@@ -230,6 +230,7 @@ int tseal_bench_gpu_main(int argc, char **argv) {
     unsigned n_shapes = 5, repeat = 50, seg_log2 = 0;
     int json = 0, device = 0, no_load = 0, c;
     const char *model = NULL, *artifact = NULL, *key = NULL, *trust = NULL;
+    const char *stores = "staged"; /* the decode's default (tseal_gpu_decode_tune) */
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
@@ -283,6 +284,7 @@ int tseal_bench_gpu_main(int argc, char **argv) {
                 fprintf(stderr, "tseal bench gpu: --stores: expected direct or staged\n");
                 return 2;
             }
+            stores = strcmp(optarg, "direct") ? "staged" : "direct";
             tseal_gpu_decode_tune(strcmp(optarg, "direct") ? 2u : 1u);
             break;
         case 'h':
@@ -341,6 +343,7 @@ int tseal_bench_gpu_main(int argc, char **argv) {
     }
     if (json) {
         cJSON *j = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(j, "decode");
+        cJSON_AddStringToObject(j, "stores", stores);
         for (unsigned i = 0; i < n_shapes && arr; i++) {
             const tseal_gpu_decode_row *w = &rows[i];
             if (!w->bf16_bytes) break;
