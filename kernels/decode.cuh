@@ -283,18 +283,26 @@ TSEAL_GPU_HD uint32_t tseal_gpu_decode_segment(const uint32_t *words, uint64_t s
     return used == seg_len ? 0u : TSEAL_GPU_ERR_SHORT;
 }
 
+/* Symbols of segment j and its first output element (*first). */
+TSEAL_GPU_HD uint32_t tseal_gpu_seg_span(const tseal_gpu_huff_args &a, uint64_t j,
+                                         uint64_t *first) {
+    const uint64_t row = j / a.segs_per_row;
+    const uint64_t c0 = (j - row * a.segs_per_row) << a.seg_log2;
+    const uint64_t left = a.cols - c0, s = (uint64_t)1 << a.seg_log2;
+    *first = row * a.cols + c0;
+    return (uint32_t)(left < s ? left : s);
+}
+
 /* Start bit check and decode of segment j whose start bit is known. Returns TSEAL_GPU_ERR_*. */
 template <bool VEC>
 TSEAL_GPU_HD uint32_t tseal_gpu_segment(const tseal_gpu_huff_args &a, uint64_t j, uint64_t start,
                                         uint32_t seg_len, const uint32_t *dtab,
                                         const uint8_t *code_len) {
     if (start > a.exp_bits || seg_len > a.exp_bits - start) return TSEAL_GPU_ERR_BOUNDS;
-    const uint64_t row = j / a.segs_per_row;
-    const uint64_t c0 = (j - row * a.segs_per_row) << a.seg_log2;
-    const uint64_t left = a.cols - c0, s = (uint64_t)1 << a.seg_log2;
-    const uint32_t nsyms = (uint32_t)(left < s ? left : s);
+    uint64_t first = 0;
+    const uint32_t nsyms = tseal_gpu_seg_span(a, j, &first);
     return tseal_gpu_decode_segment<VEC>(a.exp_words, start, seg_len, nsyms, dtab, code_len,
-                                         a.plane, a.out, row * a.cols + c0);
+                                         a.plane, a.out, first);
 }
 
 /* One thread of the CONST kernel: thread `tid` of `stride`; VEC: 8 elements per 16-byte store
@@ -339,15 +347,8 @@ __device__ __forceinline__ void tseal_gpu_segment_staged(const tseal_gpu_huff_ar
                                                          unsigned lane, const uint32_t *dtab,
                                                          const uint8_t *code_len, uint4 *stage) {
     const unsigned CH = TSEAL_DECODE_STAGE_CHUNKS;
-    uint32_t nsyms = 0;
     uint64_t next = 0; /* element of the lane's next chunk */
-    if (live) {
-        const uint64_t row = j / a.segs_per_row;
-        const uint64_t c0 = (j - row * a.segs_per_row) << a.seg_log2;
-        const uint64_t left = a.cols - c0, s = (uint64_t)1 << a.seg_log2;
-        nsyms = (uint32_t)(left < s ? left : s);
-        next = row * a.cols + c0;
-    }
+    const uint32_t nsyms = live ? tseal_gpu_seg_span(a, j, &next) : 0u;
     tseal_gpu_dec d;
     tseal_gpu_dec_init(a.exp_words, a.exp_bits, &d, start, len, nsyms);
     uint4 *mine = stage + lane * TSEAL_DECODE_STAGE_ROW;

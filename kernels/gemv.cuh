@@ -74,9 +74,6 @@
 #define TSEAL_GEMV_TILE_ROWS_MAX (32u >> TSEAL_GEMV_TILE_LOG2_MIN)
 /* Pair tasks (two rows per lane) exist for HUFF kernels of batch bound <= this: at 16, two
  * rows' stacks per warp would not fit in static shared memory beside the table. */
-#define TSEAL_GEMV_PAIR_NB_MAX 8
-/* Pair tasks (two rows per lane) exist for HUFF kernels of batch bound <= this: at 16, two
- * rows' stacks per warp would not fit in static shared memory beside the table. */
 #define TSEAL_GEMV_PAIR_NB_MAX     8
 #define TSEAL_GEMV_COMBINE_THREADS 128 /* threads per block of the piece-combining kernel */
 #define TSEAL_GEMV_CHUNK           8   /* columns per FMA chain (reduction order, step 1) */

@@ -75,12 +75,12 @@ TSEAL_BITS_HD uint32_t tseal_gpu_lookup(const uint32_t *words, const uint32_t *d
 #define TSEAL_GPU_DEC_CHUNK 8u
 
 /*
- * HUFF decoding of one segment, chunk by chunk: a 64-bit left-aligned bit
- * buffer refilled from byte-swapped 32-bit words, multi-symbol lookups (the fast path) while
- * >= 3 symbols and >= 12 bits remain, then single codes checked against the segment's end.
- * Exponents are gathered 8 at a time in a 64-bit register (first in bits 0..7); a lookup of c
- * symbols that completes a chunk leaves its last (n - 8) symbols for the next one (`tail`).
- * Once a segment fails, `err` holds TSEAL_GPU_ERR_* and no symbol is left.
+ * HUFF decoding of one segment, chunk by chunk: a 64-bit left-aligned bit buffer refilled from
+ * byte-swapped 32-bit words, multi-symbol lookups (the fast path) while >= 3 symbols and >= 12
+ * bits remain, then single codes checked against the segment's end. Exponents are gathered 8 at
+ * a time in a 64-bit register (first in bits 0..7); a lookup of c symbols that completes a chunk
+ * leaves its last (n - 8) symbols for the next one (taken from `syms`). Once a segment fails,
+ * `err` holds TSEAL_GPU_ERR_* and no symbol is left.
  */
 typedef struct tseal_gpu_dec {
     uint64_t buf;  /* the next `avail` bits, left-aligned */
